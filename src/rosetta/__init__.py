@@ -1,0 +1,3 @@
+"""Rosetta: the schema registry of PostgreSQL logical-replication publications."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,73 @@
+-- name: source_state
+-- Whether the publication and the replication slot exist, and the WAL level.
+SELECT
+    EXISTS (
+        SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = %(publication)s
+    ) AS publication_exists,
+    EXISTS (
+        SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = %(slot)s
+    ) AS slot_exists,
+    pg_catalog.current_setting('wal_level') AS wal_level
+
+-- name: publication_tables
+-- Every table the publication carries (FOR ALL TABLES, FOR TABLES IN SCHEMA, partitions as the
+-- publication publishes them), one row per table with all its live columns as a JSON object
+-- keyed by column name, in attnum order. pg_catalog needs no SELECT grant on the tables.
+WITH pub AS (
+    SELECT DISTINCT gpt.relid
+    FROM pg_catalog.pg_publication p
+    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
+    WHERE p.pubname = %(publication)s
+)
+SELECT
+    n.nspname::text AS schema_name,
+    c.relname::text AS table_name,
+    c.oid::bigint AS table_oid,
+    c.relkind::text AS kind,
+    c.relreplident::text AS replica_identity,
+    pg_catalog.has_table_privilege(c.oid, 'SELECT') AS can_select,
+    COALESCE(cols.columns::text, '{}') AS columns
+FROM pub
+JOIN pg_catalog.pg_class c ON c.oid = pub.relid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
+LEFT JOIN LATERAL (
+    SELECT json_object_agg(
+        a.attname,
+        json_build_object(
+            'column_name', a.attname,
+            'data_type', upper(pg_catalog.format_type(a.atttypid, NULL)),
+            'full_type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+            'is_nullable', NOT a.attnotnull,
+            'column_default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+            'is_primary_key', COALESCE(a.attnum = ANY (pk.conkey), false),
+            'ordinal_position', a.ordinal_position,
+            'attnum', a.attnum,
+            'numeric_precision', CASE
+                WHEN a.atttypid = 1700 AND a.atttypmod >= 4 THEN ((a.atttypmod - 4) >> 16) & 65535
+                WHEN a.atttypid = 21 THEN 16
+                WHEN a.atttypid = 23 THEN 32
+                WHEN a.atttypid = 20 THEN 64
+                WHEN a.atttypid = 700 THEN 24
+                WHEN a.atttypid = 701 THEN 53
+            END,
+            'numeric_scale', CASE
+                WHEN a.atttypid = 1700 AND a.atttypmod >= 4 THEN (a.atttypmod - 4) & 65535
+                WHEN a.atttypid IN (20, 21, 23) THEN 0
+            END,
+            'character_maximum_length', CASE
+                WHEN a.atttypid IN (1042, 1043) AND a.atttypmod >= 4 THEN a.atttypmod - 4
+            END,
+            'identity', CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END,
+            'generated', CASE a.attgenerated WHEN 's' THEN 'STORED' END
+        )
+        ORDER BY a.attnum
+    ) AS columns
+    FROM (
+        SELECT att.*, row_number() OVER (ORDER BY att.attnum) AS ordinal_position
+        FROM pg_catalog.pg_attribute att
+        WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped
+    ) a
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+) cols ON true
+ORDER BY n.nspname, c.relname

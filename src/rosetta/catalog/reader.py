@@ -1,0 +1,149 @@
+"""Connect to a source and read the schema of every table its publication carries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from rosetta import sqlfile
+from rosetta.errors import SourceConnectionError
+from rosetta.schema.model import SchemaJson, TableSchema
+
+TableKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionParams:
+    """Where a source lives. ``password`` is the decrypted secret: never log this object."""
+
+    host: str
+    port: int
+    database: str
+    username: str
+    password: str | None
+    options: dict[str, str]
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionParams(host={self.host!r}, port={self.port}, "
+            f"database={self.database!r}, username={self.username!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogTable:
+    schema_name: str
+    table_name: str
+    oid: int
+    kind: str
+    replica_identity: str
+    can_select: bool
+    columns_text: str
+    fingerprint: str
+
+    @property
+    def key(self) -> TableKey:
+        return (self.schema_name, self.table_name)
+
+    def schema_json(self) -> SchemaJson:
+        parsed: SchemaJson = json.loads(self.columns_text)
+        return parsed
+
+    def schema(self) -> TableSchema:
+        return TableSchema.from_json(self.schema_json())
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSnapshot:
+    publication_exists: bool
+    slot_exists: bool
+    wal_level: str
+    tables: dict[TableKey, CatalogTable]
+
+
+def fingerprint(
+    oid: int, kind: str, replica_identity: str, can_select: bool, columns_text: str
+) -> str:
+    """A hash of everything Rosetta records about a table, to skip unchanged ones cheaply."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{oid}|{kind}|{replica_identity}|{can_select}|".encode())
+    digest.update(columns_text.encode())
+    return digest.hexdigest()
+
+
+def connect(params: ConnectionParams, timeout: int) -> psycopg.Connection[Any]:
+    """Open an autocommit connection to a source, translating failures into one clear line."""
+    kwargs: dict[str, Any] = dict(params.options)
+    if params.password is not None:
+        kwargs["password"] = params.password
+    try:
+        return psycopg.connect(
+            host=params.host,
+            port=params.port,
+            dbname=params.database,
+            user=params.username,
+            connect_timeout=timeout,
+            application_name="rosetta",
+            autocommit=True,
+            **kwargs,
+        )
+    except psycopg.Error as exc:
+        raise SourceConnectionError(
+            f"cannot connect to {params.host}:{params.port}/{params.database} as "
+            f"{params.username}: {first_line(exc)}"
+        ) from None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # libpq puts the useful part ("FATAL: password authentication failed ...") last.
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if len(lines) > 1 and "failed:" in lines[0] else lines[0]
+
+
+def read_state(
+    conn: psycopg.Connection[Any], publication: str, slot: str | None
+) -> CatalogSnapshot:
+    """The source's publication and slot state, without its tables."""
+    queries = sqlfile.load("rosetta.catalog", "queries.sql")
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(queries["source_state"], {"publication": publication, "slot": slot})
+        row = cur.fetchone()
+    assert row is not None
+    return CatalogSnapshot(
+        bool(row["publication_exists"]), bool(row["slot_exists"]), str(row["wal_level"]), {}
+    )
+
+
+def read_publication(
+    conn: psycopg.Connection[Any], publication: str, slot: str | None
+) -> CatalogSnapshot:
+    """Every table of ``publication`` with its columns: two statements in one round trip."""
+    queries = sqlfile.load("rosetta.catalog", "queries.sql")
+    params = {"publication": publication, "slot": slot}
+    with conn.pipeline():
+        state_cur = conn.execute(queries["source_state"], params)
+        tables_cur = conn.execute(queries["publication_tables"], params)
+    state = state_cur.fetchone()
+    assert state is not None
+    tables: dict[TableKey, CatalogTable] = {}
+    for schema_name, table_name, oid, kind, ident, can_select, columns in tables_cur:
+        table = CatalogTable(
+            schema_name,
+            table_name,
+            oid,
+            kind,
+            ident,
+            can_select,
+            columns,
+            fingerprint(oid, kind, ident, can_select, columns),
+        )
+        tables[table.key] = table
+    return CatalogSnapshot(bool(state[0]), bool(state[1]), str(state[2]), tables)

@@ -1,0 +1,1 @@
+"""Local PostgreSQL servers started from the machine's binaries."""

@@ -1,0 +1,517 @@
+"""Start real PostgreSQL servers from the machine's binaries.
+
+PostgreSQL refuses to run as root, so when this process is root every server program (initdb,
+postgres, pg_ctl) runs as the ``postgres`` OS user, on directories that user owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+from urllib.parse import quote
+
+import psycopg
+
+from rosetta.errors import PostgresNotFoundError, PostgresStartError
+
+BINDIR_ENV = "ROSETTA_PG_BINDIR"
+PG_OS_USER = "postgres"
+DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
+THROWAWAY_PREFIX = "rosetta-pg-"
+OWNER_FILE = "owner.pid"
+LOG_TAIL_LINES = 20
+ADDRESS_IN_USE = "Address already in use"
+
+DEFAULT_SETTINGS: dict[str, str] = {
+    "wal_level": "logical",
+    "max_replication_slots": "20",
+    "max_wal_senders": "20",
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "200",
+    "shared_buffers": "64MB",
+}
+
+_PR_SET_PDEATHSIG = 1
+_START_TIMEOUT = 30.0
+_STOP_TIMEOUT = 30.0
+_START_ATTEMPTS = 5
+_UNOWNED_DIR_GRACE = 3600.0
+
+
+def find_bindir() -> Path:
+    """The directory of the PostgreSQL server binaries (``postgres``, ``initdb``, ``pg_ctl``)."""
+    configured = os.environ.get(BINDIR_ENV)
+    if configured:
+        path = Path(configured)
+        if not (path / "postgres").is_file():
+            raise PostgresNotFoundError(f"{BINDIR_ENV}={configured} holds no `postgres` binary.")
+        return path
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            if out and (Path(out) / "postgres").is_file():
+                return Path(out)
+    candidates: list[tuple[tuple[int, ...], Path]] = []
+    with contextlib.suppress(OSError):
+        for entry in DEBIAN_PG_ROOT.iterdir():
+            if re.fullmatch(r"\d+(\.\d+)*", entry.name) and (entry / "bin" / "postgres").is_file():
+                version = tuple(int(part) for part in entry.name.split("."))
+                candidates.append((version, entry / "bin"))
+    if candidates:
+        return max(candidates)[1]
+    raise PostgresNotFoundError()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could bind 127.0.0.1:port (PostgreSQL sets SO_REUSEADDR too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class _Credentials(NamedTuple):
+    user: str | None
+    group: int | None
+    extra_groups: list[int] | None
+
+
+def _credentials() -> _Credentials:
+    if os.geteuid() != 0:
+        return _Credentials(None, None, None)
+    try:
+        entry = pwd.getpwnam(PG_OS_USER)
+    except KeyError:
+        raise PostgresStartError(
+            f"PostgreSQL refuses to run as root and there is no `{PG_OS_USER}` OS user to run it "
+            "as: install PostgreSQL's server package or run Rosetta as another user."
+        ) from None
+    return _Credentials(PG_OS_USER, entry.pw_gid, [])
+
+
+def as_postgres_kwargs() -> dict[str, object]:
+    """``subprocess`` keyword arguments that run a program as the PostgreSQL OS user."""
+    creds = _credentials()
+    if creds.user is None:
+        return {}
+    return {"user": creds.user, "group": creds.group, "extra_groups": creds.extra_groups}
+
+
+def chown_to_postgres(path: Path) -> None:
+    """Give ``path`` to the PostgreSQL OS user when running as root (no-op otherwise)."""
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam(PG_OS_USER)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def make_reachable_dir(prefix: str) -> Path:
+    """A fresh private (0700) temp dir that the PostgreSQL OS user owns."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        chown_to_postgres(path)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return path
+
+
+def run_pg_command(
+    cmd: Sequence[str | Path], *, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL program as the PostgreSQL OS user; output is captured (stderr merged)."""
+    creds = _credentials()
+    return subprocess.run(
+        [str(part) for part in cmd],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        cwd="/",
+        user=creds.user,
+        group=creds.group,
+        extra_groups=creds.extra_groups,
+        check=False,
+    )
+
+
+def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` non-empty lines of ``text``."""
+    kept = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES, offset: int = 0) -> str:
+    """The last lines of a log file from byte ``offset`` on ("" if unreadable)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except OSError:
+        return ""
+    return tail(data.decode(errors="replace"), lines)
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server running from a data directory, with TCP on 127.0.0.1:port and its unix
+    socket in a private directory."""
+
+    datadir: Path
+    port: int
+    socket_dir: Path
+    superuser: str
+    password: str
+
+    def url(
+        self, dbname: str = "postgres", user: str | None = None, password: str | None = None
+    ) -> str:
+        """``postgresql://user:password@127.0.0.1:port/dbname``, percent-quoted."""
+        name = quote(user if user is not None else self.superuser, safe="")
+        secret = quote(password if password is not None else self.password, safe="")
+        return f"postgresql://{name}:{secret}@127.0.0.1:{self.port}/{quote(dbname, safe='')}"
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        """The superuser's connection URL for ``dbname`` (same as :meth:`url`)."""
+        return self.url(dbname)
+
+
+def _conf_value(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def init_cluster(
+    datadir: Path,
+    superuser: str,
+    password: str,
+    bindir: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+    *,
+    no_sync: bool = False,
+) -> None:
+    """initdb a new cluster into ``datadir`` and configure it for logical replication.
+
+    ``datadir`` must not exist or be empty, and the PostgreSQL OS user must be able to create or
+    write it. ``settings`` are added to (and override) :data:`DEFAULT_SETTINGS`.
+    """
+    if "\n" in password or "\r" in password:
+        raise ValueError("the superuser password cannot contain line breaks")
+    bindir = bindir or find_bindir()
+    datadir = datadir.absolute()
+    pwdir = make_reachable_dir("rosetta-pwfile-")
+    try:
+        pwfile = pwdir / "pwfile"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        chown_to_postgres(pwfile)
+        base: list[str | Path] = [
+            bindir / "initdb",
+            "-D",
+            datadir,
+            "-U",
+            superuser,
+            f"--pwfile={pwfile}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+        ]
+        if no_sync:
+            base.append("--no-sync")
+        result = run_pg_command([*base, "--locale=C.UTF-8"])
+        if result.returncode != 0 and "locale" in result.stdout.lower():
+            result = run_pg_command([*base, "--no-locale"])
+    finally:
+        shutil.rmtree(pwdir, ignore_errors=True)
+    if result.returncode != 0:
+        raise PostgresStartError(
+            f"initdb {datadir} failed (exit {result.returncode}):\n{tail(result.stdout)}"
+        )
+    merged = {**DEFAULT_SETTINGS, **(settings or {})}
+    lines = [f"{key} = {_conf_value(value)}" for key, value in merged.items()]
+    with (datadir / "postgresql.conf").open("a", encoding="utf-8") as conf:
+        conf.write("\n# Added by Rosetta\n" + "\n".join(lines) + "\n")
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid on the first line of ``path`` (a pid file), or None."""
+    try:
+        first = path.read_text(errors="replace").split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def live_postmaster(datadir: Path) -> int | None:
+    """The pid of the postmaster running on ``datadir``, checked against the process itself so a
+    stale ``postmaster.pid`` whose pid was reused is not mistaken for a server."""
+    pid = read_pid(datadir / "postmaster.pid")
+    if pid is None or not pid_alive(pid):
+        return None
+    target = datadir.absolute()
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        cwd = None
+    if cwd is not None:
+        with contextlib.suppress(OSError):
+            if cwd == target or cwd.resolve() == target.resolve():
+                return pid
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return pid if os.fsencode(str(target)) in argv else None
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def sweep_stale_dirs(prefix: str = THROWAWAY_PREFIX, parent: Path | None = None) -> list[Path]:
+    """Remove throwaway dirs whose creating process is gone, killing any server left in them."""
+    parent = parent or Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+            continue
+        owner = read_pid(entry / OWNER_FILE)
+        if owner is None:
+            # Being created right now (owner.pid not written yet), or not ours to judge.
+            try:
+                if time.time() - entry.stat().st_mtime < _UNOWNED_DIR_GRACE:
+                    continue
+            except OSError:
+                continue
+        elif pid_alive(owner):
+            continue
+        postmaster = live_postmaster(entry / "data")
+        if postmaster is not None:
+            with contextlib.suppress(OSError):
+                os.kill(postmaster, signal.SIGQUIT)
+            if not _wait_gone(postmaster, 10.0):
+                with contextlib.suppress(OSError):
+                    os.kill(postmaster, signal.SIGKILL)
+                _wait_gone(postmaster, 5.0)
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
+_prctl: Callable[..., int] | None = None
+
+
+def _libc_prctl() -> Callable[..., int]:
+    """libc's prctl, resolved in the parent (no dlopen between fork and exec)."""
+    global _prctl
+    if _prctl is None:
+        function = ctypes.CDLL(None, use_errno=True).prctl
+        function.argtypes = [ctypes.c_int, *([ctypes.c_ulong] * 4)]
+        function.restype = ctypes.c_int
+        _prctl = function
+    return _prctl
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child get SIGINT (fast shutdown) when this thread dies.
+
+    CPython runs ``preexec_fn`` after switching uid/gid, which matters: the kernel clears the
+    parent-death signal on credential changes. It fires when the forking *thread* exits, so it is
+    only set from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = _libc_prctl()
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0)
+        if os.getppid() != parent:  # The parent died before prctl took effect.
+            raise RuntimeError("parent exited")
+
+    return preexec
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL server for tests: initdb into a fresh temp dir, run ``postgres`` as a child
+    process, and remove everything on stop.
+
+    A server whose starter dies (even by SIGKILL) gets a fast shutdown through PR_SET_PDEATHSIG,
+    and the next ``start()`` anywhere removes dirs whose owner is gone.
+    """
+
+    def __init__(self, extra_settings: dict[str, str] | None = None) -> None:
+        self._extra_settings = dict(extra_settings or {})
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._tmpdir: Path | None = None
+        self._server: PostgresServer | None = None
+
+    @property
+    def server(self) -> PostgresServer:
+        """The running server (after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("the throwaway server is not started")
+        return self._server
+
+    @property
+    def tmpdir(self) -> Path | None:
+        """The temp dir holding the data dir, socket dir and log (None when stopped)."""
+        return self._tmpdir
+
+    def start(self) -> PostgresServer:
+        """Create and start the server; returns it once it accepts connections."""
+        if self._server is not None:
+            return self._server
+        sweep_stale_dirs()
+        bindir = find_bindir()
+        tmpdir = make_reachable_dir(THROWAWAY_PREFIX)
+        self._tmpdir = tmpdir
+        try:
+            (tmpdir / OWNER_FILE).write_text(f"{os.getpid()}\n")
+            datadir = tmpdir / "data"
+            socket_dir = tmpdir / "sock"
+            socket_dir.mkdir(mode=0o700)
+            chown_to_postgres(socket_dir)
+            password = secrets.token_urlsafe(18)
+            init_cluster(datadir, "postgres", password, bindir, self._extra_settings, no_sync=True)
+            self._server = self._launch(bindir, datadir, socket_dir, password)
+        except BaseException:
+            self.stop()
+            raise
+        return self._server
+
+    def _launch(
+        self, bindir: Path, datadir: Path, socket_dir: Path, password: str
+    ) -> PostgresServer:
+        log = datadir.parent / "postgres.log"
+        creds = _credentials()
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            server = PostgresServer(datadir, free_port(), socket_dir, "postgres", password)
+            cmd = [
+                str(bindir / "postgres"),
+                *("-D", str(datadir), "-p", str(server.port), "-k", str(socket_dir)),
+                *("-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"),
+                *("-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
+            ]
+            with log.open("wb") as log_handle:
+                self._proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_handle,
+                    stderr=subprocess.STDOUT,
+                    cwd="/",
+                    preexec_fn=_pdeathsig_preexec(),
+                    user=creds.user,
+                    group=creds.group,
+                    extra_groups=creds.extra_groups,
+                )
+            if self._wait_ready(self._proc, server, log):
+                return server
+            self._proc = None
+            output = log_tail(log)
+            if ADDRESS_IN_USE in output and attempt < _START_ATTEMPTS:
+                continue
+            raise PostgresStartError(f"PostgreSQL exited while starting:\n{output}")
+        raise PostgresStartError("PostgreSQL could not be started")  # pragma: no cover
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], server: PostgresServer, log: Path) -> bool:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                return False
+            try:
+                with psycopg.connect(server.url(), connect_timeout=2):
+                    return True
+            except psycopg.OperationalError:
+                pass
+            if time.monotonic() > deadline:
+                raise PostgresStartError(
+                    f"PostgreSQL did not accept connections within {_START_TIMEOUT:.0f} s:\n"
+                    + log_tail(log)
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown, SIGKILL after 30 s) and remove the temp dir."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(_STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        tmpdir, self._tmpdir = self._tmpdir, None
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        self._server = None
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

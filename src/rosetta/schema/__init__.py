@@ -1,0 +1,1 @@
+"""The pure schema model: columns, tables, and the diff that classifies changes. No I/O."""

@@ -1,0 +1,150 @@
+"""Compare two table schemas and name what changed, column by column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rosetta.schema.model import Column, TableSchema
+
+INITIAL_LOAD = "INITIAL_LOAD"
+NEW_COLUMN = "NEW COLUMN"
+DROP_COLUMN = "DROP COLUMN"
+CHANGES_TYPE = "CHANGES TYPE"
+RENAME_COLUMN = "RENAME COLUMN"
+CHANGES_NULLABLE = "CHANGES NULLABLE"
+CHANGES_DEFAULT = "CHANGES DEFAULT"
+CHANGES_PRIMARY_KEY = "CHANGES PRIMARY KEY"
+MULTIPLE_CHANGES = "MULTIPLE CHANGES"
+
+CHANGE_KINDS = (
+    NEW_COLUMN,
+    DROP_COLUMN,
+    CHANGES_TYPE,
+    RENAME_COLUMN,
+    CHANGES_NULLABLE,
+    CHANGES_DEFAULT,
+    CHANGES_PRIMARY_KEY,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to one column. ``before``/``after`` are the changed property's values (the
+    whole column for added and dropped ones)."""
+
+    kind: str
+    column: str
+    before: Any
+    after: Any
+
+    @property
+    def breaking(self) -> bool:
+        """Would a downstream consumer of the table break (or silently lose data)?"""
+        if self.kind in (DROP_COLUMN, CHANGES_TYPE, CHANGES_PRIMARY_KEY, RENAME_COLUMN):
+            return True
+        if self.kind == CHANGES_NULLABLE:
+            return self.before is True and self.after is False
+        if self.kind == NEW_COLUMN:
+            after = self.after or {}
+            return not after.get("is_nullable", True) and after.get("column_default") is None
+        return False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "column": self.column,
+            "before": self.before,
+            "after": self.after,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Change:
+        return cls(raw["type"], raw["column"], raw.get("before"), raw.get("after"))
+
+
+def _pairs(
+    old: TableSchema, new: TableSchema
+) -> tuple[list[tuple[Column, Column]], list[Column], list[Column]]:
+    """Match columns of ``old`` and ``new``: by attnum where both have one, else by name."""
+    new_by_attnum = {c.attnum: c for c in new.columns if c.attnum is not None}
+    new_by_name = {c.column_name: c for c in new.columns}
+    matched: list[tuple[Column, Column]] = []
+    used: set[int] = set()
+    dropped: list[Column] = []
+    for col in old.columns:
+        other = None
+        if col.attnum is not None and new_by_attnum:
+            other = new_by_attnum.get(col.attnum)
+        else:
+            other = new_by_name.get(col.column_name)
+        if other is None or id(other) in used:
+            dropped.append(col)
+        else:
+            used.add(id(other))
+            matched.append((col, other))
+    added = [c for c in new.columns if id(c) not in used]
+    return matched, dropped, added
+
+
+def _type_of(col: Column) -> str:
+    return col.full_type or col.data_type.lower()
+
+
+def diff(old: TableSchema, new: TableSchema) -> list[Change]:
+    """Every change that turns ``old`` into ``new``, in the new schema's column order."""
+    matched, dropped, added = _pairs(old, new)
+    changes: list[Change] = []
+    for before, after in matched:
+        name = after.column_name
+        if before.column_name != after.column_name:
+            changes.append(Change(RENAME_COLUMN, name, before.column_name, after.column_name))
+        if _type_of(before) != _type_of(after):
+            changes.append(Change(CHANGES_TYPE, name, _type_of(before), _type_of(after)))
+        if before.is_nullable != after.is_nullable:
+            changes.append(Change(CHANGES_NULLABLE, name, before.is_nullable, after.is_nullable))
+        if (before.column_default, before.identity, before.generated) != (
+            after.column_default,
+            after.identity,
+            after.generated,
+        ):
+            changes.append(
+                Change(
+                    CHANGES_DEFAULT,
+                    name,
+                    _default_repr(before),
+                    _default_repr(after),
+                )
+            )
+        if before.is_primary_key != after.is_primary_key:
+            changes.append(
+                Change(CHANGES_PRIMARY_KEY, name, before.is_primary_key, after.is_primary_key)
+            )
+    for col in dropped:
+        changes.append(Change(DROP_COLUMN, col.column_name, col.to_json(), None))
+    for col in added:
+        changes.append(Change(NEW_COLUMN, col.column_name, None, col.to_json()))
+    return changes
+
+
+def _default_repr(col: Column) -> str | None:
+    if col.generated:
+        return f"GENERATED ALWAYS AS ({col.column_default}) STORED"
+    if col.identity:
+        return f"GENERATED {col.identity} AS IDENTITY"
+    return col.column_default
+
+
+def classify(changes: list[Change]) -> str:
+    """The ``changes_type`` of a version holding ``changes``."""
+    kinds = {c.kind for c in changes}
+    if len(kinds) == 1:
+        return kinds.pop()
+    if not kinds:
+        raise ValueError("a version needs at least one change")
+    return MULTIPLE_CHANGES
+
+
+def severity(changes: list[Change]) -> str:
+    """``breaking`` when any change can break a consumer, else ``safe``."""
+    return "breaking" if any(c.breaking for c in changes) else "safe"

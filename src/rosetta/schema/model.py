@@ -1,0 +1,104 @@
+"""Columns and table schemas as Rosetta stores them (``table_metadata_list.schema_table``).
+
+A stored schema is a JSON object keyed by column name; each value describes one column. Columns
+are identified by ``attnum`` (a rename keeps it), falling back to the name for schemas written
+without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SchemaJson = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    column_name: str
+    data_type: str
+    full_type: str
+    is_nullable: bool
+    column_default: str | None
+    is_primary_key: bool
+    ordinal_position: int
+    attnum: int | None
+    numeric_precision: int | None = None
+    numeric_scale: int | None = None
+    character_maximum_length: int | None = None
+    identity: str | None = None
+    generated: str | None = None
+
+    @classmethod
+    def from_json(cls, name: str, raw: Mapping[str, Any]) -> Column:
+        """Read one stored column, tolerating the seed's older, sparser shape."""
+        data_type = str(raw.get("data_type") or "").upper()
+        nullable = raw.get("is_nullable", True)
+        if isinstance(nullable, str):
+            nullable = nullable.upper() in ("YES", "TRUE", "T")
+        attnum = raw.get("attnum")
+        return cls(
+            column_name=str(raw.get("column_name") or name),
+            data_type=data_type,
+            full_type=str(raw.get("full_type") or data_type.lower()),
+            is_nullable=bool(nullable),
+            column_default=raw.get("column_default"),
+            is_primary_key=bool(raw.get("is_primary_key", False)),
+            ordinal_position=int(raw.get("ordinal_position") or 0),
+            attnum=int(attnum) if attnum is not None else None,
+            numeric_precision=raw.get("numeric_precision"),
+            numeric_scale=raw.get("numeric_scale"),
+            character_maximum_length=raw.get("character_maximum_length"),
+            identity=raw.get("identity"),
+            generated=raw.get("generated"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "column_name": self.column_name,
+            "data_type": self.data_type,
+            "full_type": self.full_type,
+            "is_nullable": self.is_nullable,
+            "column_default": self.column_default,
+            "is_primary_key": self.is_primary_key,
+            "ordinal_position": self.ordinal_position,
+            "attnum": self.attnum,
+            "numeric_precision": self.numeric_precision,
+            "numeric_scale": self.numeric_scale,
+            "character_maximum_length": self.character_maximum_length,
+            "identity": self.identity,
+            "generated": self.generated,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TableSchema:
+    """The columns of one table, in ordinal order."""
+
+    columns: tuple[Column, ...]
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> TableSchema:
+        if not raw:
+            return cls(())
+        cols = [Column.from_json(name, value) for name, value in raw.items()]
+        cols.sort(key=lambda c: (c.ordinal_position, c.attnum or 0, c.column_name))
+        return cls(tuple(cols))
+
+    def to_json(self) -> SchemaJson:
+        return {c.column_name: c.to_json() for c in self.columns}
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.columns
+
+
+def display_name(schema_name: str, table_name: str) -> str:
+    """How a table is named in log lines and messages: bare in ``public``, qualified elsewhere."""
+    if schema_name == "public":
+        return table_name
+    return f"{schema_name}.{table_name}"

@@ -1,0 +1,115 @@
+"""Registering sources: parse where they are, check they answer, keep the password encrypted."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from rosetta.catalog import reader
+from rosetta.catalog.reader import CatalogSnapshot, ConnectionParams
+from rosetta.crypto import SecretBox
+from rosetta.errors import InvalidInputError
+from rosetta.store import repository
+from rosetta.store.repository import Conn, Source
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+MAX_IDENTIFIER_BYTES = 63
+
+
+@dataclass(frozen=True)
+class SourceInput:
+    """What a user gives to register or change a source."""
+
+    name: str
+    params: ConnectionParams
+    publication_name: str
+    replication_name: str | None = None
+
+
+def validate_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise InvalidInputError(
+            f"invalid source name {name!r}: use 1-63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def validate_identifier(value: str, what: str) -> str:
+    if not value or len(value.encode()) > MAX_IDENTIFIER_BYTES or "\x00" in value:
+        raise InvalidInputError(f"invalid {what} {value!r}: use 1-63 bytes")
+    return value
+
+
+def parse_dsn(dsn: str, password: str | None = None) -> ConnectionParams:
+    """Connection parameters from a ``postgresql://`` URL or a ``key=value`` string."""
+    try:
+        parts: dict[str, Any] = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise InvalidInputError(
+            "invalid --dsn: give a URL such as postgresql://user@host:5432/dbname"
+        ) from None
+    host = str(parts.pop("host", "") or "")
+    database = str(parts.pop("dbname", "") or "")
+    username = str(parts.pop("user", "") or "")
+    if not host or not database or not username:
+        raise InvalidInputError(
+            "invalid --dsn: it must name the host, the database and the user, as in "
+            "postgresql://user@host:5432/dbname"
+        )
+    try:
+        port = int(parts.pop("port", 5432) or 5432)
+    except ValueError:
+        raise InvalidInputError("invalid --dsn: the port must be a number") from None
+    dsn_password = parts.pop("password", None)
+    options = {str(k): str(v) for k, v in parts.items() if v is not None}
+    return ConnectionParams(host, port, database, username, password or dsn_password, options)
+
+
+def check_connection(
+    params: ConnectionParams, publication: str, slot: str | None, timeout: int
+) -> CatalogSnapshot:
+    """Connect and read the publication's state; raises SourceConnectionError on failure."""
+    conn = reader.connect(params, timeout)
+    try:
+        return reader.read_state(conn, publication, slot)
+    finally:
+        conn.close()
+
+
+def _values(data: SourceInput, box: SecretBox) -> dict[str, Any]:
+    p = data.params
+    return {
+        "name": validate_name(data.name),
+        "host": p.host,
+        "port": p.port,
+        "database": p.database,
+        "username": p.username,
+        "password_encrypted": box.encrypt(p.password) if p.password is not None else None,
+        "connect_options": p.options,
+        "publication_name": validate_identifier(data.publication_name, "publication name"),
+        "replication_name": (
+            validate_identifier(data.replication_name, "replication slot name")
+            if data.replication_name
+            else None
+        ),
+    }
+
+
+def add_source(store: Conn, box: SecretBox, data: SourceInput) -> Source:
+    source = repository.insert_source(store, _values(data, box))
+    store.commit()
+    return source
+
+
+def update_source(store: Conn, box: SecretBox, source: Source, data: SourceInput) -> Source:
+    values = _values(data, box)
+    if data.params.password is None:
+        values["password_encrypted"] = source.password_encrypted
+    updated = repository.update_source(store, source.id, values)
+    store.commit()
+    return updated

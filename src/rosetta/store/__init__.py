@@ -1,0 +1,1 @@
+"""Rosetta's own database: migrations, named queries and the functions that run them."""

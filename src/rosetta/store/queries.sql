@@ -1,0 +1,160 @@
+-- name: insert_source
+INSERT INTO sources (name, host, port, database, username, password_encrypted, connect_options,
+                     publication_name, replication_name)
+VALUES (%(name)s, %(host)s, %(port)s, %(database)s, %(username)s, %(password_encrypted)s,
+        %(connect_options)s, %(publication_name)s, %(replication_name)s)
+RETURNING *
+
+-- name: update_source
+UPDATE sources
+SET name = %(name)s, host = %(host)s, port = %(port)s, database = %(database)s,
+    username = %(username)s, password_encrypted = %(password_encrypted)s,
+    connect_options = %(connect_options)s, publication_name = %(publication_name)s,
+    replication_name = %(replication_name)s, updated_at = now()
+WHERE id = %(id)s
+RETURNING *
+
+-- name: source_by_name
+SELECT * FROM sources WHERE name = %(name)s
+
+-- name: source_by_id
+SELECT * FROM sources WHERE id = %(id)s
+
+-- name: list_sources
+SELECT s.*,
+       (SELECT count(*) FROM table_metadata_list t
+        WHERE t.source_id = s.id AND t.status <> 'removed') AS table_count
+FROM sources s
+ORDER BY s.name
+
+-- name: allow_history_maintenance
+SET LOCAL rosetta.history_maintenance = 'on'
+
+-- name: delete_source
+DELETE FROM sources WHERE id = %(id)s
+
+-- name: set_source_flags
+UPDATE sources
+SET is_publication_enabled = %(is_publication_enabled)s,
+    is_replication_enabled = %(is_replication_enabled)s,
+    updated_at = now()
+WHERE id = %(id)s
+  AND (is_publication_enabled, is_replication_enabled)
+      IS DISTINCT FROM (%(is_publication_enabled)s, %(is_replication_enabled)s)
+
+-- name: record_sync
+UPDATE sources
+SET last_sync_at = now(), last_sync_status = %(status)s, last_sync_error = %(error)s
+WHERE id = %(id)s
+
+-- name: lock_source
+-- One sync of a source at a time across every process sharing the store.
+SELECT pg_advisory_xact_lock(1919251317, %(id)s::integer)
+
+-- name: tracked_state
+SELECT id, schema_name, table_name, catalog_fingerprint, status,
+       (schema_table IS NULL OR schema_table = '{}'::jsonb) AS needs_schema
+FROM table_metadata_list
+WHERE source_id = %(source_id)s
+
+-- name: table_details
+-- The stored schema and the latest version of each table in %(ids)s.
+SELECT t.id, t.schema_table, h.version_schema AS last_version, h.schema_table_new AS last_schema
+FROM table_metadata_list t
+LEFT JOIN LATERAL (
+    SELECT version_schema, schema_table_new
+    FROM history_schema_evolution
+    WHERE table_metadata_list_id = t.id
+    ORDER BY version_schema DESC
+    LIMIT 1
+) h ON true
+WHERE t.id = ANY (%(ids)s)
+
+-- name: insert_table
+INSERT INTO table_metadata_list (source_id, schema_name, table_name, schema_table,
+                                 catalog_fingerprint, table_oid, table_kind, replica_identity,
+                                 has_select_privilege)
+VALUES (%(source_id)s, %(schema_name)s, %(table_name)s, %(schema_table)s, %(fingerprint)s,
+        %(oid)s, %(kind)s, %(replica_identity)s, %(can_select)s)
+RETURNING id
+
+-- name: update_table
+-- A new schema (or only new catalog facts) for a tracked table; clears error and removal.
+UPDATE table_metadata_list
+SET schema_table = COALESCE(%(schema_table)s, schema_table),
+    catalog_fingerprint = %(fingerprint)s,
+    table_oid = %(oid)s, table_kind = %(kind)s, replica_identity = %(replica_identity)s,
+    has_select_privilege = %(can_select)s,
+    status = 'tracked', last_error = NULL, removed_at = NULL,
+    healed_at = CASE WHEN %(healed)s THEN now() ELSE healed_at END,
+    updated_at = now()
+WHERE id = %(id)s
+
+-- name: mark_removed
+UPDATE table_metadata_list
+SET status = 'removed', removed_at = now(), updated_at = now()
+WHERE id = ANY (%(ids)s) AND status <> 'removed'
+
+-- name: set_table_error
+UPDATE table_metadata_list
+SET status = 'error', last_error = %(error)s, catalog_fingerprint = NULL, updated_at = now()
+WHERE id = %(id)s
+
+-- name: insert_history
+INSERT INTO history_schema_evolution (table_metadata_list_id, version_schema, changes_type,
+                                      schema_table_old, schema_table_new, changes)
+VALUES (%(table_id)s, %(version)s, %(changes_type)s, %(old)s, %(new)s, %(changes)s)
+RETURNING id, created_at
+
+-- name: list_tables
+SELECT t.id, t.schema_name, t.table_name, t.status, t.last_error, t.has_select_privilege,
+       t.table_kind, t.replica_identity, t.healed_at, t.removed_at, t.created_at, t.updated_at,
+       COALESCE((SELECT count(*) FROM jsonb_object_keys(t.schema_table)), 0) AS column_count,
+       h.version_schema AS version, h.changes_type AS last_change_type,
+       h.created_at AS last_change_at
+FROM table_metadata_list t
+LEFT JOIN LATERAL (
+    SELECT version_schema, changes_type, created_at
+    FROM history_schema_evolution
+    WHERE table_metadata_list_id = t.id
+    ORDER BY version_schema DESC
+    LIMIT 1
+) h ON true
+WHERE t.source_id = %(source_id)s
+ORDER BY t.schema_name, t.table_name
+
+-- name: table_by_name
+SELECT t.*
+FROM table_metadata_list t
+WHERE t.source_id = %(source_id)s AND t.schema_name = %(schema_name)s
+  AND t.table_name = %(table_name)s
+
+-- name: table_by_id
+SELECT t.* FROM table_metadata_list t WHERE t.id = %(id)s
+
+-- name: tables_named
+SELECT t.* FROM table_metadata_list t
+WHERE t.source_id = %(source_id)s AND t.table_name = %(table_name)s
+ORDER BY t.schema_name
+
+-- name: history
+SELECT id, version_schema, changes_type, schema_table_old, schema_table_new, changes, created_at
+FROM history_schema_evolution
+WHERE table_metadata_list_id = %(table_id)s
+ORDER BY version_schema, id
+
+-- name: heartbeat_start
+INSERT INTO monitor_heartbeats (monitor_id, hostname, pid, interval_seconds,
+                                last_cycle_started_at)
+VALUES (%(monitor_id)s, %(hostname)s, %(pid)s, %(interval)s, now())
+ON CONFLICT (monitor_id) DO UPDATE
+SET last_cycle_started_at = now(), interval_seconds = EXCLUDED.interval_seconds
+
+-- name: heartbeat_finish
+UPDATE monitor_heartbeats
+SET last_cycle_finished_at = now(), last_cycle_duration_seconds = %(duration)s,
+    last_cycle_outcome = %(outcome)s, last_cycle_summary = %(summary)s
+WHERE monitor_id = %(monitor_id)s
+
+-- name: latest_heartbeat
+SELECT * FROM monitor_heartbeats ORDER BY last_cycle_started_at DESC NULLS LAST LIMIT 1

@@ -1,0 +1,193 @@
+"""The store's rows as objects, and the functions that read and write them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from rosetta import sqlfile
+from rosetta.errors import ConflictError, SourceNotFoundError, TableNotFoundError
+
+Conn = psycopg.Connection[Any]
+
+
+def q(name: str) -> LiteralString:
+    """The named query from ``queries.sql`` (files shipped with the package, never user text)."""
+    return sqlfile.load("rosetta.store", "queries.sql")[name]
+
+
+@dataclass(frozen=True)
+class Source:
+    id: int
+    name: str
+    host: str
+    port: int
+    database: str
+    username: str
+    publication_name: str
+    replication_name: str | None
+    is_publication_enabled: bool
+    is_replication_enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    last_sync_at: datetime | None
+    last_sync_status: str | None
+    last_sync_error: str | None
+    connect_options: dict[str, str] = field(default_factory=dict)
+    password_encrypted: str | None = field(default=None, repr=False)
+    table_count: int | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Source:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}/{self.database}"
+
+
+def _rows(conn: Conn, query: LiteralString, params: dict[str, Any]) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+def _row(conn: Conn, query: LiteralString, params: dict[str, Any]) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchone()
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+def insert_source(conn: Conn, values: dict[str, Any]) -> Source:
+    params = dict(values, connect_options=Jsonb(values.get("connect_options") or {}))
+    try:
+        with conn.transaction():
+            row = _row(conn, q("insert_source"), params)
+    except psycopg.errors.UniqueViolation:
+        raise ConflictError(
+            f"a source named {values['name']!r} already exists: choose another name"
+        ) from None
+    assert row is not None
+    return Source.from_row(row)
+
+
+def update_source(conn: Conn, source_id: int, values: dict[str, Any]) -> Source:
+    params = dict(values, id=source_id, connect_options=Jsonb(values.get("connect_options") or {}))
+    try:
+        with conn.transaction():
+            row = _row(conn, q("update_source"), params)
+    except psycopg.errors.UniqueViolation:
+        raise ConflictError(
+            f"a source named {values['name']!r} already exists: choose another name"
+        ) from None
+    if row is None:
+        raise SourceNotFoundError(f"no source with id {source_id}")
+    return Source.from_row(row)
+
+
+def source_by_name(conn: Conn, name: str) -> Source:
+    row = _row(conn, q("source_by_name"), {"name": name})
+    if row is None:
+        raise SourceNotFoundError(
+            f"no source named {name!r}: `rosetta source list` shows the registered ones"
+        )
+    return Source.from_row(row)
+
+
+def source_by_id(conn: Conn, source_id: int) -> Source:
+    row = _row(conn, q("source_by_id"), {"id": source_id})
+    if row is None:
+        raise SourceNotFoundError(f"no source with id {source_id}")
+    return Source.from_row(row)
+
+
+def list_sources(conn: Conn) -> list[Source]:
+    return [Source.from_row(r) for r in _rows(conn, q("list_sources"), {})]
+
+
+def delete_source(conn: Conn, source_id: int) -> None:
+    """Delete a source with its tables and their history (the one sanctioned history delete)."""
+    with conn.transaction():
+        conn.execute(q("allow_history_maintenance"))
+        cur = conn.execute(q("delete_source"), {"id": source_id})
+        if cur.rowcount == 0:
+            raise SourceNotFoundError(f"no source with id {source_id}")
+
+
+def set_source_flags(conn: Conn, source_id: int, publication: bool, replication: bool) -> bool:
+    """Keep the flags true to the source; True when they changed."""
+    cur = conn.execute(
+        q("set_source_flags"),
+        {
+            "id": source_id,
+            "is_publication_enabled": publication,
+            "is_replication_enabled": replication,
+        },
+    )
+    return cur.rowcount > 0
+
+
+def record_sync(conn: Conn, source_id: int, status: str, error: str | None) -> None:
+    conn.execute(q("record_sync"), {"id": source_id, "status": status, "error": error})
+
+
+# --- tables and history --------------------------------------------------------------------
+
+
+def list_tables(conn: Conn, source_id: int) -> list[dict[str, Any]]:
+    return _rows(conn, q("list_tables"), {"source_id": source_id})
+
+
+def find_table(conn: Conn, source_id: int, name: str) -> dict[str, Any]:
+    """A tracked table by ``table``, ``schema.table``, or a name in more than one schema."""
+    row = _row(
+        conn,
+        q("table_by_name"),
+        {"source_id": source_id, "schema_name": "public", "table_name": name},
+    )
+    if row is None and "." in name:
+        schema_name, _, table_name = name.partition(".")
+        row = _row(
+            conn,
+            q("table_by_name"),
+            {"source_id": source_id, "schema_name": schema_name, "table_name": table_name},
+        )
+    if row is None:
+        matches = _rows(conn, q("tables_named"), {"source_id": source_id, "table_name": name})
+        if len(matches) == 1:
+            row = matches[0]
+        elif len(matches) > 1:
+            schemas = ", ".join(f"{m['schema_name']}.{name}" for m in matches)
+            raise TableNotFoundError(f"{name!r} is in several schemas: name one of {schemas}")
+    if row is None:
+        raise TableNotFoundError(
+            f"no tracked table {name!r}: `rosetta tables SOURCE` shows the tracked ones"
+        )
+    return row
+
+
+def table_by_id(conn: Conn, table_id: int) -> dict[str, Any]:
+    row = _row(conn, q("table_by_id"), {"id": table_id})
+    if row is None:
+        raise TableNotFoundError(f"no table with id {table_id}")
+    return row
+
+
+def history(conn: Conn, table_id: int) -> list[dict[str, Any]]:
+    return _rows(conn, q("history"), {"table_id": table_id})
+
+
+def latest_heartbeat(conn: Conn) -> dict[str, Any] | None:
+    row = _row(conn, q("latest_heartbeat"), {})
+    if not conn.autocommit:
+        conn.rollback()
+    return row

@@ -1,0 +1,134 @@
+"""Test fixtures: real PostgreSQL servers started for the run, one database per test.
+
+One throwaway server per test process (pytest-xdist worker) holds every test's databases: the
+store of each test is copied from a migrated template (``CREATE DATABASE ... TEMPLATE``), and each
+test's source database is made fresh.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from rosetta.crypto import SecretBox
+from rosetta.pg.server import PostgresServer, ThrowawayPostgres
+from rosetta.store import db
+
+TEST_KEY = "test-secret-key-for-rosetta-tests"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    with ThrowawayPostgres() as server:
+        admin = server.url()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE store_template")
+        db.upgrade(server.url("store_template"))
+        yield server
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{next(_counter)}"
+
+
+@pytest.fixture
+def store_url(pg: PostgresServer) -> Iterator[str]:
+    name = _unique("store")
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE store_template").format(
+            sql.Identifier(name)))
+    yield pg.url(name)
+    _drop(pg, name)
+
+
+def _drop(pg: PostgresServer, name: str) -> None:
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[psycopg.Connection[Any]]:
+    conn = db.connect(store_url)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def box() -> SecretBox:
+    return SecretBox(TEST_KEY)
+
+
+@dataclass
+class SourceDb:
+    """A source database of the test's own, and a superuser connection for its DDL."""
+
+    server: PostgresServer
+    name: str
+    conn: psycopg.Connection[Any]
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.name)
+
+    def sql(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+        cur = self.conn.execute(statement.encode(), params)  # tests' own literal DDL
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+def source_db(pg: PostgresServer) -> Iterator[SourceDb]:
+    name = _unique("src")
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conn = psycopg.connect(pg.url(name), autocommit=True)
+    yield SourceDb(pg, name, conn)
+    conn.close()
+    _drop(pg, name)
+
+
+@pytest.fixture
+def caplog_rosetta(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Log lines of the ``rosetta`` loggers, as a user would read them in the log."""
+    logger = logging.getLogger("rosetta")
+    logger.propagate = True
+    caplog.set_level(logging.INFO, logger="rosetta")
+    return caplog
+
+
+@pytest.fixture
+def register(store: psycopg.Connection[Any], box: SecretBox, source_db: SourceDb) -> Any:
+    """Register ``source_db`` as a source in the test's store; returns the Source."""
+    from rosetta import sources
+
+    def _register(
+        name: str = "shop", publication: str = "rosetta_publication", slot: str | None = None
+    ) -> Any:
+        params = sources.parse_dsn(source_db.url)
+        return sources.add_source(store, box, sources.SourceInput(name, params, publication,
+                                                                  slot))
+
+    return _register
+
+
+@pytest.fixture
+def sync(store: psycopg.Connection[Any], box: SecretBox) -> Any:
+    """Run one sync of a source, as the monitor and Refresh do."""
+    from rosetta.store import repository
+    from rosetta.sync import sync_source
+
+    def _sync(source: Any) -> Any:
+        fresh = repository.source_by_id(store, source.id)
+        store.rollback()
+        return sync_source(store, fresh, box)
+
+    return _sync
