@@ -385,10 +385,10 @@ def refresh(name: str, as_json: JsonOpt = False) -> None:
         store.close()
     if as_json:
         _print_json(summary.to_json())
-    else:
+    elif not summary.error:
         _print_summary(summary)
     if summary.error:
-        raise typer.Exit(5)
+        raise fail(f"sync of source {name!r} failed: {summary.error}", 5)
     if not summary.publication_exists:
         raise fail(
             f"publication {src.publication_name!r} does not exist on source {name!r}: create it "

@@ -95,3 +95,10 @@ class PublicationMissingError(RosettaError):
 class SecretKeyError(ConfigurationError):
     """A stored password cannot be decrypted with ROSETTA_SECRET_KEY: set the key it was stored
     with."""
+
+
+class SourceActionError(RosettaError):
+    """The source refused the change."""
+
+    exit_code = 8
+    http_status = 409

@@ -71,3 +71,20 @@ LEFT JOIN LATERAL (
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 ) cols ON true
 ORDER BY n.nspname, c.relname
+
+-- name: available_tables
+-- Ordinary and partitioned tables of the source that the publication does not carry.
+SELECT n.nspname::text AS schema_name, c.relname::text AS table_name
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p')
+  AND NOT c.relispartition
+  AND n.nspname <> 'information_schema'
+  AND n.nspname NOT LIKE 'pg\_%%'
+  AND c.oid NOT IN (
+      SELECT gpt.relid
+      FROM pg_catalog.pg_publication p
+      CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
+      WHERE p.pubname = %(publication)s
+  )
+ORDER BY 1, 2

@@ -1,0 +1,90 @@
+"""Changing a source's publication and replication slot.
+
+Every identifier is quoted by ``psycopg.sql.Identifier``; names are never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from rosetta import sqlfile
+from rosetta.catalog import reader
+from rosetta.catalog.reader import ConnectionParams
+from rosetta.errors import SourceActionError
+
+TableName = tuple[str, str]
+
+
+@contextmanager
+def _source(params: ConnectionParams, timeout: int, action: str) -> Iterator[Any]:
+    conn = reader.connect(params, timeout)
+    try:
+        yield conn
+    except psycopg.Error as exc:
+        raise SourceActionError(f"cannot {action}: {reader.first_line(exc)}") from None
+    finally:
+        conn.close()
+
+
+def _table(name: TableName) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(name[0]), sql.Identifier(name[1]))
+
+
+def available_tables(params: ConnectionParams, publication: str, timeout: int) -> list[TableName]:
+    """Tables of the source that the publication does not carry."""
+    query = sqlfile.load("rosetta.catalog", "queries.sql")["available_tables"]
+    with _source(params, timeout, "list the source's tables") as conn:
+        return [(r[0], r[1]) for r in conn.execute(query, {"publication": publication})]
+
+
+def create_publication(
+    params: ConnectionParams, publication: str, tables: Sequence[TableName], timeout: int
+) -> None:
+    stmt = sql.SQL("CREATE PUBLICATION {}").format(sql.Identifier(publication))
+    if tables:
+        stmt = sql.SQL("{} FOR TABLE {}").format(
+            stmt, sql.SQL(", ").join(_table(t) for t in tables)
+        )
+    with _source(params, timeout, f"create publication {publication!r}") as conn:
+        conn.execute(stmt)
+
+
+def add_table(params: ConnectionParams, publication: str, table: TableName, timeout: int) -> None:
+    stmt = sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+        sql.Identifier(publication), _table(table)
+    )
+    with _source(params, timeout, f"add {table[0]}.{table[1]} to the publication") as conn:
+        conn.execute(stmt)
+
+
+def remove_table(
+    params: ConnectionParams, publication: str, table: TableName, timeout: int
+) -> None:
+    stmt = sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(
+        sql.Identifier(publication), _table(table)
+    )
+    with _source(params, timeout, f"remove {table[0]}.{table[1]} from the publication") as conn:
+        conn.execute(stmt)
+
+
+def drop_publication(params: ConnectionParams, publication: str, timeout: int) -> None:
+    stmt = sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication))
+    with _source(params, timeout, f"drop publication {publication!r}") as conn:
+        conn.execute(stmt)
+
+
+def create_slot(params: ConnectionParams, slot: str, timeout: int) -> None:
+    with _source(params, timeout, f"create replication slot {slot!r}") as conn:
+        conn.execute(
+            "SELECT pg_catalog.pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,)
+        )
+
+
+def drop_slot(params: ConnectionParams, slot: str, timeout: int) -> None:
+    with _source(params, timeout, f"drop replication slot {slot!r}") as conn:
+        conn.execute("SELECT pg_catalog.pg_drop_replication_slot(%s)", (slot,))

@@ -1,0 +1,112 @@
+"""Reading the registry: pages of tables, a table's columns at any version, and diffs.
+
+What the API and the web pages show, so both say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from rosetta.errors import InvalidInputError, NotFoundError
+from rosetta.schema.diff import Change, diff
+from rosetta.schema.model import Column, TableSchema, display_name
+from rosetta.store import repository
+from rosetta.store.repository import Conn, q
+
+STATUSES = ("tracked", "removed", "error", "healed", "no_select")
+
+
+@dataclass(frozen=True)
+class TablesPage:
+    items: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+
+def tables_page(
+    conn: Conn,
+    source_id: int,
+    *,
+    name: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> TablesPage:
+    if status is not None and status not in STATUSES:
+        raise InvalidInputError(f"invalid status {status!r}: use one of {', '.join(STATUSES)}")
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise InvalidInputError("invalid page: limit must be 1-1000 and offset >= 0")
+    params = {
+        "source_id": source_id,
+        "q": name or None,
+        "status": status,
+        "limit": limit,
+        "offset": offset,
+    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(q("tables_page"), params)
+        items = cur.fetchall()
+    row = conn.execute(q("tables_count"), params).fetchone()
+    for item in items:
+        item["name"] = display_name(item["schema_name"], item["table_name"])
+        item["badge"] = badge(item)
+    return TablesPage(items, int(row[0]) if row else 0, limit, offset)
+
+
+def badge(item: dict[str, Any]) -> str:
+    """The one word a table's status is shown as."""
+    if item["status"] in ("removed", "error"):
+        return str(item["status"])
+    if item.get("has_select_privilege") is False:
+        return "no SELECT grant"
+    if item.get("healed_at") is not None:
+        return "healed"
+    return "tracked"
+
+
+def status_counts(conn: Conn, source_id: int) -> dict[str, int]:
+    return {r[0]: int(r[1]) for r in conn.execute(q("status_counts"), {"source_id": source_id})}
+
+
+def columns(schema_json: dict[str, Any] | None) -> list[Column]:
+    return list(TableSchema.from_json(schema_json).columns)
+
+
+def table(conn: Conn, table_id: int) -> dict[str, Any]:
+    row = repository.table_by_id(conn, table_id)
+    row["name"] = display_name(row["schema_name"], row["table_name"])
+    row["badge"] = badge(row)
+    row["columns"] = columns(row["schema_table"])
+    row["versions"] = versions(conn, table_id)
+    row["version"] = row["versions"][-1]["version_schema"] if row["versions"] else None
+    return row
+
+
+def versions(conn: Conn, table_id: int) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(q("versions_list"), {"table_id": table_id})
+        return cur.fetchall()
+
+
+def version(conn: Conn, table_id: int, number: int) -> dict[str, Any]:
+    """Version ``number`` of a table: its schema then, and the changes it brought."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(q("version_row"), {"table_id": table_id, "version": number})
+        row = cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"table {table_id} has no version {number}")
+    row["columns"] = columns(row["schema_table_new"])
+    return row
+
+
+def diff_versions(conn: Conn, table_id: int, older: int, newer: int) -> list[Change]:
+    """The typed changes from version ``older`` to version ``newer`` (0 = before v1)."""
+    if older < 0 or newer < 0:
+        raise InvalidInputError("versions are numbered from 1 (0 means before the first)")
+    old = version(conn, table_id, older)["schema_table_new"] if older else {}
+    new = version(conn, table_id, newer)["schema_table_new"] if newer else {}
+    return diff(TableSchema.from_json(old), TableSchema.from_json(new))
