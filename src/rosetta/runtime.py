@@ -39,7 +39,33 @@ def _embedded_key(data_dir: Path) -> str:
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     key = new_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = data_dir / f".secret.key.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
+    try:
+        os.link(tmp, path)  # atomic: the first process to get here wins
+    except FileExistsError:
+        key = path.read_text().strip()
+    finally:
+        tmp.unlink()
     return key
+
+
+def secret_key(settings: Settings) -> str:
+    """The key string itself: ROSETTA_SECRET_KEY, or the embedded store's key file."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    if settings.database_url is not None:
+        raise ConfigurationError(
+            "ROSETTA_SECRET_KEY is not set: set it to the key that encrypts source passwords "
+            "(any long random string; keep it, passwords stored with it need it)"
+        )
+    return _embedded_key(settings.data_dir.resolve())
+
+
+def session_secret(settings: Settings) -> str:
+    """The secret that signs the web UI's session cookies, derived from the secret key."""
+    import hashlib
+
+    return hashlib.sha256(b"rosetta-session:" + secret_key(settings).encode()).hexdigest()

@@ -1,0 +1,218 @@
+"""`rosetta fix-schema-versions`: repair history damaged before the unique constraint existed.
+
+Per table, in time order, the history is rebuilt as the chain of distinct schemas it recorded:
+empty versions, phantom versions (old = new) and duplicates are dropped, a missing
+``INITIAL_LOAD`` is restored at v1, each kept version's old schema and change list are
+recomputed from the previous one, and versions are renumbered 1..n. Each table is repaired in
+its own transaction. Tables with a NULL or ``{}`` schema are then healed from their source, and
+the unique constraint on ``(table_metadata_list_id, version_schema)`` is added if missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from rosetta import sqlfile
+from rosetta.schema.diff import INITIAL_LOAD, classify, diff
+from rosetta.schema.model import SchemaJson, TableSchema, display_name
+from rosetta.store.repository import Conn, q
+
+
+def _rq(name: str) -> Any:
+    return sqlfile.load("rosetta.store", "repair.sql")[name]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One history row as it should be. ``id`` None: a row to insert."""
+
+    id: int | None
+    version: int
+    changes_type: str
+    old: SchemaJson
+    new: SchemaJson
+    changes: list[dict[str, Any]]
+    created_at: datetime
+
+
+@dataclass
+class TableRepair:
+    table_id: int
+    source: str
+    table: str
+    rows_before: int = 0
+    versions: list[Version] = field(default_factory=list)
+    dropped_empty: int = 0
+    dropped_phantom: int = 0
+    dropped_duplicate: int = 0
+    initial_restored: bool = False
+    rewritten: int = 0
+    delete_ids: list[int] = field(default_factory=list)
+    needs_schema: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.delete_ids or self.rewritten or self.initial_restored)
+
+    def describe(self) -> str:
+        parts = []
+        if self.dropped_empty:
+            parts.append(f"{self.dropped_empty} empty")
+        if self.dropped_phantom:
+            parts.append(f"{self.dropped_phantom} phantom (old = new)")
+        if self.dropped_duplicate:
+            parts.append(f"{self.dropped_duplicate} duplicate")
+        text = (
+            f"{self.source}/{self.table}: {self.rows_before} rows -> {len(self.versions)} versions"
+        )
+        if parts:
+            text += f"; dropped {', '.join(parts)}"
+        if self.initial_restored:
+            text += "; INITIAL_LOAD restored at v1"
+        if self.rewritten:
+            text += f"; {self.rewritten} renumbered or corrected"
+        return text
+
+
+@dataclass
+class RepairReport:
+    tables: list[TableRepair] = field(default_factory=list)
+    constraint_missing: bool = False
+    constraint_added: bool = False
+    constraint_error: str | None = None
+    healed: list[str] = field(default_factory=list)
+    heal_failures: list[str] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> list[TableRepair]:
+        return [t for t in self.tables if t.changed]
+
+
+def rebuild(table: TableRepair, rows: list[dict[str, Any]]) -> None:
+    """Fill ``table`` with the versions its ``rows`` (in time order) should be. Pure."""
+    table.rows_before = len(rows)
+    prev: SchemaJson = {}
+    kept: list[Version] = []
+    seen_versions: set[int] = set()
+    for row in rows:
+        new: SchemaJson = row["schema_table_new"] or {}
+        old: SchemaJson = row["schema_table_old"] or {}
+        number = row["version_schema"]
+        duplicate = number in seen_versions
+        seen_versions.add(number)
+        if not new:
+            table.dropped_empty += 1
+            table.delete_ids.append(row["id"])
+            continue
+        if not kept and old and row["changes_type"] != INITIAL_LOAD and old != new:
+            # The first recorded row is a change: its starting point is the lost INITIAL_LOAD.
+            kept.append(Version(None, 1, INITIAL_LOAD, {}, old, [], row["created_at"]))
+            table.initial_restored = True
+            prev = old
+        if kept:
+            changes = diff(TableSchema.from_json(prev), TableSchema.from_json(new))
+            if not changes:
+                if duplicate:
+                    table.dropped_duplicate += 1
+                else:
+                    table.dropped_phantom += 1
+                table.delete_ids.append(row["id"])
+                continue
+            version = Version(
+                row["id"],
+                len(kept) + 1,
+                classify(changes),
+                prev,
+                new,
+                [c.to_json() for c in changes],
+                row["created_at"],
+            )
+        else:
+            version = Version(row["id"], 1, INITIAL_LOAD, {}, new, [], row["created_at"])
+        kept.append(version)
+        prev = new
+        if (
+            row["version_schema"] != version.version
+            or row["changes_type"] != version.changes_type
+            or (row["schema_table_old"] or {}) != version.old
+            or row["schema_table_new"] != version.new
+            or (row["changes"] or []) != version.changes
+        ):
+            table.rewritten += 1
+    table.versions = kept
+
+
+def plan(conn: Conn, source_id: int | None = None) -> RepairReport:
+    """What a repair would change; touches nothing."""
+    report = RepairReport()
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_rq("repair_tables"), {"source_id": source_id})
+        tables = cur.fetchall()
+        for t in tables:
+            repair = TableRepair(
+                t["id"],
+                t["source_name"],
+                display_name(t["schema_name"], t["table_name"]),
+                needs_schema=t["needs_schema"],
+            )
+            cur.execute(_rq("history_rows"), {"table_id": t["id"]})
+            rebuild(repair, cur.fetchall())
+            report.tables.append(repair)
+    row = conn.execute(_rq("has_version_constraint")).fetchone()
+    report.constraint_missing = not (row and row[0])
+    conn.rollback()
+    return report
+
+
+def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> bool:
+    """Rewrite one table's history in one transaction; False when it changed meanwhile."""
+    with conn.transaction():
+        conn.execute(q("lock_source"), {"id": source_id})
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(_rq("history_rows"), {"table_id": repair.table_id})
+            fresh = TableRepair(repair.table_id, repair.source, repair.table)
+            rebuild(fresh, cur.fetchall())
+        if fresh.versions != repair.versions or fresh.delete_ids != repair.delete_ids:
+            repair.__dict__.update(fresh.__dict__)
+        conn.execute(q("allow_history_maintenance"))
+        for row_id in repair.delete_ids:
+            conn.execute(_rq("delete_history_row"), {"id": row_id})
+        for v in repair.versions:
+            if v.id is not None:
+                conn.execute(_rq("park_history_row"), {"id": v.id})
+        for v in repair.versions:
+            params = {
+                "version": v.version,
+                "changes_type": v.changes_type,
+                "old": Jsonb(v.old),
+                "new": Jsonb(v.new),
+                "changes": Jsonb(v.changes),
+            }
+            if v.id is None:
+                conn.execute(
+                    _rq("insert_repaired_row"),
+                    dict(params, table_id=repair.table_id, created_at=v.created_at),
+                )
+            else:
+                conn.execute(_rq("rewrite_history_row"), dict(params, id=v.id))
+        conn.execute(_rq("forget_fingerprint"), {"id": repair.table_id})
+    return True
+
+
+def add_constraint(conn: Conn, report: RepairReport) -> None:
+    import psycopg
+
+    try:
+        with conn.transaction():
+            conn.execute(_rq("add_version_constraint"))
+        report.constraint_added = True
+    except psycopg.errors.UniqueViolation:
+        report.constraint_error = (
+            "duplicate versions remain in tables not repaired in this run: run "
+            "`rosetta fix-schema-versions` without --source"
+        )
