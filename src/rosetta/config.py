@@ -30,5 +30,8 @@ class Settings(BaseSettings):
     monitor_interval: float = Field(default=60.0, gt=0, description="Seconds between cycles.")
     monitor_concurrency: int = Field(default=4, ge=1, le=64, description="Sources synced at once.")
     source_connect_timeout: int = Field(default=10, ge=1, description="Seconds.")
+    webhook_retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="First retry delay of a failed webhook; doubles each time."
+    )
     log_file: Path | None = Field(default=Path("logs/app.log"), description="Rotating log file.")
     log_level: str = Field(default="INFO")

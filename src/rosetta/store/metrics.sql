@@ -1,0 +1,35 @@
+-- name: monitor_metrics
+SELECT monitor_id, last_cycle_duration_seconds,
+       extract(epoch FROM last_cycle_finished_at)::double precision AS finished
+FROM monitor_heartbeats
+WHERE last_cycle_finished_at IS NOT NULL
+  AND last_cycle_started_at > now() - make_interval(secs => 10 * interval_seconds)
+
+-- name: source_metrics
+SELECT name, extract(epoch FROM last_success_at)::double precision AS last_success,
+       sync_failures_total, last_sync_status
+FROM sources ORDER BY name
+
+-- name: table_metrics
+SELECT s.name, t.status, count(*)
+FROM table_metadata_list t JOIN sources s ON s.id = t.source_id
+GROUP BY s.name, t.status
+
+-- name: version_metrics
+SELECT s.name, h.changes_type, count(*)
+FROM history_schema_evolution h
+JOIN table_metadata_list t ON t.id = h.table_metadata_list_id
+JOIN sources s ON s.id = t.source_id
+GROUP BY s.name, h.changes_type
+
+-- name: webhook_metrics
+SELECT s.name,
+       count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
+       count(*) FILTER (WHERE d.status = 'pending') AS pending,
+       count(*) FILTER (WHERE d.status = 'failed') AS dead,
+       COALESCE(sum(d.attempts), 0) - count(*) FILTER (WHERE d.status = 'delivered')
+           AS failed_attempts
+FROM webhook_deliveries d
+JOIN webhook_endpoints e ON e.id = d.endpoint_id
+JOIN sources s ON s.id = e.source_id
+GROUP BY s.name
