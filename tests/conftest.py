@@ -10,8 +10,11 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -44,16 +47,18 @@ def _unique(prefix: str) -> str:
 def store_url(pg: PostgresServer) -> Iterator[str]:
     name = _unique("store")
     with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE store_template").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE store_template").format(sql.Identifier(name))
+        )
     yield pg.url(name)
     _drop(pg, name)
 
 
 def _drop(pg: PostgresServer, name: str) -> None:
     with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
@@ -114,8 +119,7 @@ def register(store: psycopg.Connection[Any], box: SecretBox, source_db: SourceDb
         name: str = "shop", publication: str = "rosetta_publication", slot: str | None = None
     ) -> Any:
         params = sources.parse_dsn(source_db.url)
-        return sources.add_source(store, box, sources.SourceInput(name, params, publication,
-                                                                  slot))
+        return sources.add_source(store, box, sources.SourceInput(name, params, publication, slot))
 
     return _register
 
@@ -132,3 +136,36 @@ def sync(store: psycopg.Connection[Any], box: SecretBox) -> Any:
         return sync_source(store, fresh, box)
 
     return _sync
+
+
+# --- the `rosetta` command as a user runs it ------------------------------------------------
+
+ROSETTA = str(Path(sys.executable).with_name("rosetta"))
+
+
+class Cli:
+    def __init__(self, env: dict[str, str], log_file: Path) -> None:
+        self.env = env
+        self.log_file = log_file
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [ROSETTA, *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+@pytest.fixture
+def cli(store_url: str, tmp_path: Path) -> Cli:
+    log_file = tmp_path / "logs" / "app.log"
+    env = dict(
+        os.environ,
+        ROSETTA_DATABASE_URL=store_url,
+        ROSETTA_SECRET_KEY=TEST_KEY,
+        ROSETTA_LOG_FILE=str(log_file),
+    )
+    return Cli(env, log_file)

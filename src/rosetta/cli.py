@@ -427,10 +427,19 @@ def monitor(
     if once:
         mon.run_cycle()
         return
+    from rosetta.webhooks import Dispatcher
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    mon.run_forever(stop)
+    dispatcher = Dispatcher(
+        ctx.store_url, ctx.box(), base_delay=ctx.settings.webhook_retry_base_seconds
+    )
+    dispatcher.start()
+    try:
+        mon.run_forever(stop)
+    finally:
+        dispatcher.stop()
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -545,6 +554,597 @@ def _change_line(change: dict[str, Any]) -> str:
     if kind == "RENAME COLUMN":
         return f"~ {before} renamed to {after}"
     return f"~ {column}: {str(kind).lower()} {before!r} -> {after!r}"
+
+
+# --- repair --------------------------------------------------------------------------------
+
+
+@app.command("fix-schema-versions")
+def fix_schema_versions(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
+    source: Annotated[str | None, typer.Option(help="Repair one source only.")] = None,
+) -> None:
+    """Repair damaged history: duplicates, gaps, empty or phantom versions, missing INITIAL_LOAD,
+    NULL schemas, and the missing unique constraint."""
+    from rosetta import repair
+    from rosetta.store import repository
+
+    ctx = _settings_ctx()
+    ctx.logging(to_stderr=True)
+    store = ctx.store()
+    try:
+        src = repository.source_by_name(store, source) if source else None
+        store.rollback()
+        report = repair.plan(store, src.id if src else None)
+        label = "Would repair" if dry_run else "Repaired"
+        ids = {s.name: s.id for s in repository.list_sources(store)}
+        store.rollback()
+        for table in report.repaired:
+            if not dry_run:
+                repair.apply_table(store, ids[table.source], table)
+            typer.echo(f"{label} {table.describe()}")
+        heal = sorted(
+            {t.source for t in report.tables if t.needs_schema or (t.changed and not t.versions)}
+        )
+        for name in heal:
+            tables = [
+                t.table
+                for t in report.tables
+                if t.source == name and (t.needs_schema or (t.changed and not t.versions))
+            ]
+            if dry_run:
+                typer.echo(f"Would heal from source {name}: {', '.join(tables)}")
+                continue
+            from rosetta.sync import sync_source
+
+            summary = sync_source(
+                store,
+                repository.source_by_id(store, ids[name]),
+                ctx.box(),
+                timeout=ctx.settings.source_connect_timeout,
+            )
+            if summary.error:
+                typer.echo(f"Could not heal from source {name}: {summary.error}")
+            else:
+                healed = summary.healed + [c.table for c in summary.changed]
+                typer.echo(f"Healed from source {name}: {', '.join(healed) or 'nothing to do'}")
+        if report.constraint_missing:
+            if dry_run:
+                typer.echo(
+                    "Would add the unique constraint on (table_metadata_list_id, version_schema)"
+                )
+            else:
+                repair.add_constraint(store, report)
+                if report.constraint_error:
+                    typer.echo(f"Could not add the unique constraint: {report.constraint_error}")
+                else:
+                    typer.echo(
+                        "Added the unique constraint on (table_metadata_list_id, version_schema)"
+                    )
+        unchanged = len(report.tables) - len(report.repaired)
+        typer.echo(
+            f"{len(report.repaired)} table(s) {'to repair' if dry_run else 'repaired'}, "
+            f"{unchanged} already sound."
+        )
+    finally:
+        store.close()
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+token_app = typer.Typer(help="API tokens for the REST API and the web UI.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Who or what the token is for, e.g. ci-pipeline.")],
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the token (for scripts).")
+    ] = False,
+) -> None:
+    """Make an API token. It is shown once: only its hash is kept."""
+    from rosetta import tokens
+
+    ctx = _settings_ctx()
+    store = ctx.store()
+    try:
+        token = tokens.create_token(store, name)
+    finally:
+        store.close()
+    if quiet:
+        typer.echo(token)
+        return
+    typer.echo(f"Created API token {name}. Copy it now: it is not shown again.\n")
+    typer.echo(f"    {token}\n")
+    typer.echo("Use it as a bearer token, or paste it on the web UI's login page:")
+    typer.echo(f'    curl -H "Authorization: Bearer {token}" http://127.0.0.1:8000/api/v1/sources')
+    typer.echo(f"Revoke it with: rosetta token revoke {name}")
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """List the API tokens (names and use, never the tokens)."""
+    from rosetta import tokens
+
+    ctx = _settings_ctx()
+    store = ctx.store()
+    try:
+        rows = tokens.list_tokens(store)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(
+            [
+                {
+                    "name": t.name,
+                    "created_at": t.created_at,
+                    "last_used_at": t.last_used_at,
+                    "revoked_at": t.revoked_at,
+                    "active": t.active,
+                }
+                for t in rows
+            ]
+        )
+        return
+    if not rows:
+        typer.echo("No API tokens yet: make one with `rosetta token create NAME`.")
+        return
+    from rich.table import Table
+
+    table = Table("name", "created", "last used", "state")
+    for t in rows:
+        table.add_row(
+            _esc(t.name),
+            f"{t.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{t.last_used_at:%Y-%m-%d %H:%M:%S}" if t.last_used_at else "never",
+            f"revoked {t.revoked_at:%Y-%m-%d %H:%M:%S}" if t.revoked_at else "active",
+        )
+    _console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Revoke an API token: it stops working at once."""
+    from rosetta import tokens
+
+    ctx = _settings_ctx()
+    store = ctx.store()
+    try:
+        tokens.revoke_token(store, name)
+    finally:
+        store.close()
+    typer.echo(f"Revoked API token {name}.")
+
+
+# --- the web server ------------------------------------------------------------------------
+
+HostOpt = Annotated[
+    str, typer.Option(envvar="ROSETTA_HOST", help="Address to listen on.", show_default=True)
+]
+PortOpt = Annotated[
+    int,
+    typer.Option(
+        envvar="ROSETTA_PORT", min=1, max=65535, help="Port to listen on.", show_default=True
+    ),
+]
+NoMonitorOpt = Annotated[
+    bool,
+    typer.Option("--no-monitor", help="Do not run the schema monitor inside the server."),
+]
+
+
+def _serve(ctx: Context, host: str, port: int, *, with_monitor: bool) -> None:
+    """Run the API and the web UI (and the monitor) until interrupted. Imports the web stack."""
+    import uvicorn
+
+    from rosetta.api.app import create_app
+    from rosetta.monitor import Monitor
+
+    box = ctx.box()
+    ctx.store().close()  # fail fast, in one line, if the store is unreachable or not migrated
+    monitor = (
+        Monitor(
+            ctx.store_url,
+            box,
+            interval=ctx.settings.monitor_interval,
+            concurrency=ctx.settings.monitor_concurrency,
+            timeout=ctx.settings.source_connect_timeout,
+        )
+        if with_monitor
+        else None
+    )
+    web = create_app(ctx.settings, ctx.store_url, box, monitor=monitor)
+    uvicorn.run(web, host=host, port=port, log_level=ctx.settings.log_level.lower())
+
+
+@app.command()
+def serve(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    no_monitor: NoMonitorOpt = False,
+) -> None:
+    """Serve the REST API (/api/v1, docs at /docs) and the web UI, with the schema monitor."""
+    ctx = _settings_ctx()
+    ctx.logging()
+    _serve(ctx, host, port, with_monitor=not no_monitor)
+
+
+DEMO_DATABASE = "rosetta_demo"
+DEMO_SOURCE = "demo"
+DEMO_PUBLICATION = "rosetta_publication"
+DEMO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS customers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email varchar(255) NOT NULL UNIQUE,
+    full_name varchar(200) NOT NULL,
+    country char(2),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS products (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sku varchar(32) NOT NULL UNIQUE,
+    name varchar(200) NOT NULL,
+    price numeric(10, 2) NOT NULL CHECK (price >= 0),
+    active boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES customers (id),
+    status varchar(20) NOT NULL DEFAULT 'pending',
+    total numeric(12, 2) NOT NULL DEFAULT 0,
+    placed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS order_items (
+    order_id bigint NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    line_no integer NOT NULL,
+    product_id bigint NOT NULL REFERENCES products (id),
+    quantity integer NOT NULL DEFAULT 1 CHECK (quantity > 0),
+    unit_price numeric(10, 2) NOT NULL,
+    PRIMARY KEY (order_id, line_no)
+);
+CREATE TABLE IF NOT EXISTS shipments (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    order_id bigint NOT NULL REFERENCES orders (id),
+    carrier varchar(50) NOT NULL,
+    tracking_number varchar(64),
+    shipped_at timestamptz,
+    delivered_at timestamptz
+);
+"""
+
+
+def _demo_database(store_url: str) -> tuple[str, bool]:
+    """Create the demo source database beside the store (once); returns its URL, and whether
+    ``shipments`` is in the publication yet."""
+    from urllib.parse import quote
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+
+    from rosetta.errors import SourceActionError
+
+    parts = conninfo_to_dict(store_url)
+    user = quote(str(parts.get("user") or ""), safe="")
+    secret = parts.get("password")
+    auth = f"{user}:{quote(str(secret), safe='')}" if secret else user
+    host = quote(str(parts.get("host") or "127.0.0.1"), safe="")
+    url = f"postgresql://{auth}@{host}:{parts.get('port') or 5432}/{DEMO_DATABASE}"
+    try:
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DATABASE)))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(DEMO_SCHEMA)
+            has_pub = conn.execute(
+                "SELECT 1 FROM pg_publication WHERE pubname = %s", (DEMO_PUBLICATION,)
+            ).fetchone()
+            if not has_pub:
+                conn.execute(
+                    sql.SQL("CREATE PUBLICATION {} FOR TABLE customers, orders, products").format(
+                        sql.Identifier(DEMO_PUBLICATION)
+                    )
+                )
+            if conn.execute("SELECT count(*) FROM customers").fetchone() == (0,):
+                conn.execute(
+                    "INSERT INTO customers (email, full_name, country) VALUES "
+                    "('ada@example.com', 'Ada Lovelace', 'GB'), "
+                    "('grace@example.com', 'Grace Hopper', 'US')"
+                )
+                conn.execute(
+                    "INSERT INTO products (sku, name, price) VALUES "
+                    "('TEA-001', 'Earl Grey, 100 g', 6.50), ('MUG-002', 'Mug', 12.00)"
+                )
+            shipments = conn.execute(
+                "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND tablename = %s",
+                (DEMO_PUBLICATION, "shipments"),
+            ).fetchone()
+    except psycopg.Error as exc:
+        from rosetta.catalog.reader import first_line
+
+        raise SourceActionError(
+            f"cannot create the demo database {DEMO_DATABASE}: {first_line(exc)}"
+        ) from None
+    return url, shipments is not None
+
+
+@app.command()
+def demo(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+) -> None:
+    """Try Rosetta: a demo source database beside the embedded store, registered, then served."""
+    import secrets
+
+    from rosetta import sources, tokens
+    from rosetta.errors import SourceNotFoundError
+    from rosetta.store import db, repository
+    from rosetta.sync import sync_source
+
+    ctx = _settings_ctx()
+    ctx.logging()
+    typer.echo("Starting the store (the first start takes a few seconds)...")
+    db.upgrade(ctx.store_url)
+    demo_url, shipments_published = _demo_database(ctx.store_url)
+    box = ctx.box()
+    store = ctx.store()
+    try:
+        try:
+            source = repository.source_by_name(store, DEMO_SOURCE)
+            store.rollback()
+        except SourceNotFoundError:
+            store.rollback()
+            params = sources.parse_dsn(demo_url)
+            source = sources.add_source(
+                store, box, sources.SourceInput(DEMO_SOURCE, params, DEMO_PUBLICATION)
+            )
+        sync_source(store, source, box, timeout=ctx.settings.source_connect_timeout)
+        token_name = f"demo-{secrets.token_hex(4)}"
+        token = tokens.create_token(store, token_name)
+    finally:
+        store.close()
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    if shipments_published:
+        what = "change a table"
+        statement = "ALTER TABLE customers ADD COLUMN phone varchar(30);"
+    else:
+        what = "add a table to the publication"
+        statement = f"ALTER PUBLICATION {DEMO_PUBLICATION} ADD TABLE shipments;"
+    typer.echo(
+        f"""
+Rosetta is ready. Source '{DEMO_SOURCE}' tracks publication {DEMO_PUBLICATION} of the demo
+database {DEMO_DATABASE}.
+
+  Web UI:    http://{shown}:{port}/      (log in with the token below)
+  API docs:  http://{shown}:{port}/docs
+  API token: {token}      (named {token_name}; shown once)
+
+  curl -H "Authorization: Bearer {token}" http://{shown}:{port}/api/v1/sources
+
+Try it: {what}, then wait for the monitor (up to {ctx.settings.monitor_interval:g} s) or
+press Refresh on the source's page:
+
+  psql "{demo_url}" -c '{statement}'
+
+Press Ctrl+C to stop.
+"""
+    )
+    _serve(ctx, host, port, with_monitor=True)
+
+
+@app.command()
+def doctor(
+    source: Annotated[str | None, typer.Argument(help="Check one source.")] = None,
+    table: Annotated[str | None, typer.Argument(help="Check one table of it.")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show passing table checks too.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Diagnose the store, the monitor, sources and tables; each problem with its fix."""
+    from rosetta import doctor as doc
+    from rosetta.store import db, repository
+
+    ctx = _settings_ctx()
+    diag = doc.Diagnosis()
+    try:
+        store = db.connect(ctx.store_url, check=False)
+    except RosettaError as exc:
+        diag.add("store", doc.FAIL, exc.message, "check ROSETTA_DATABASE_URL")
+        store = None
+    if store is not None:
+        try:
+            src = None
+            if source:
+                try:
+                    db.ensure_migrated(store)
+                except RosettaError:
+                    pass  # the store check reports it
+                else:
+                    src = repository.source_by_name(store, source)  # unknown: one-line error
+                store.rollback()
+            doc.diagnose(
+                store, ctx.box(), src, table, timeout=ctx.settings.source_connect_timeout, diag=diag
+            )
+        finally:
+            store.close()
+    if as_json:
+        _print_json(diag.to_json())
+    else:
+        subject = None
+        hidden = 0
+        for check in diag.checks:
+            is_table = "/" in check.subject
+            if check.status == doc.PASS and is_table and not (verbose or table):
+                hidden += 1
+                continue
+            if check.subject != subject:
+                subject = check.subject
+                if subject:
+                    typer.echo(subject)
+            typer.echo(f"  {check.status}  {check.name:<17} {check.detail}")
+            if check.fix:
+                typer.echo(f"        fix: {check.fix}")
+        counts = diag.counts()
+        extra = f" ({hidden} passing table checks hidden; -v shows them)" if hidden else ""
+        typer.echo(
+            f"{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed{extra}"
+        )
+    if diag.failed:
+        raise typer.Exit(1)
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+webhook_app = typer.Typer(help="Webhooks called on schema changes.", no_args_is_help=True)
+app.add_typer(webhook_app, name="webhook")
+
+
+@webhook_app.command("add")
+def webhook_add(
+    source: str,
+    url: str,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event",
+            help="schema.changed, table.added, table.removed, table.healed (repeat; default all)",
+        ),
+    ] = None,
+    secret_stdin: Annotated[
+        bool, typer.Option("--secret-stdin", help="Read an HMAC-SHA256 signing secret from stdin.")
+    ] = False,
+) -> None:
+    """Call URL with a JSON body on every schema change of SOURCE."""
+    from rosetta import webhooks
+    from rosetta.store import repository
+
+    ctx = _settings_ctx()
+    secret = _read_password_stdin() if secret_stdin else None
+    store = ctx.store()
+    try:
+        src = repository.source_by_name(store, source)
+        row = webhooks.add_endpoint(store, ctx.box(), src.id, url, secret, event)
+    finally:
+        store.close()
+    signed = "signed" if secret else "unsigned"
+    typer.echo(
+        f"Added webhook {row['id']} for {source}: {url} ({signed}; events: "
+        f"{', '.join(row['events'])})"
+    )
+
+
+@webhook_app.command("list")
+def webhook_list(
+    source: Annotated[str | None, typer.Argument(help="One source only.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List webhooks, with their delivery counts."""
+    from rosetta import webhooks
+    from rosetta.store import repository
+
+    ctx = _settings_ctx()
+    store = ctx.store()
+    try:
+        src_id = repository.source_by_name(store, source).id if source else None
+        rows = webhooks.list_endpoints(store, src_id)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        typer.echo("No webhooks: add one with `rosetta webhook add SOURCE URL`.")
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['id']:>4}  {r['source']}  {r['url']}  events: {', '.join(r['events'])}  "
+            f"{'signed' if r['signed'] else 'unsigned'}  delivered {r['delivered']}, "
+            f"pending {r['pending']}, failed {r['failed']}"
+        )
+
+
+@webhook_app.command("remove")
+def webhook_remove(endpoint_id: int) -> None:
+    """Remove a webhook (its pending deliveries go with it)."""
+    from rosetta import webhooks
+
+    ctx = _settings_ctx()
+    store = ctx.store()
+    try:
+        webhooks.remove_endpoint(store, endpoint_id)
+    finally:
+        store.close()
+    typer.echo(f"Removed webhook {endpoint_id}.")
+
+
+@webhook_app.command("test")
+def webhook_test(endpoint_id: int) -> None:
+    """Send a test event to a webhook now."""
+    from rosetta import webhooks
+
+    ctx = _settings_ctx()
+    store = ctx.store()
+    try:
+        result = webhooks.send_test(store, ctx.box(), endpoint_id)
+    finally:
+        store.close()
+    if not result.ok:
+        raise fail(f"the test delivery failed: {result.error or result.status_code}", 9)
+    typer.echo(f"Test delivery answered {result.status_code}.")
+
+
+@webhook_app.command("deliveries")
+def webhook_deliveries(
+    source: Annotated[str | None, typer.Argument(help="One source only.")] = None,
+    endpoint: Annotated[int | None, typer.Option(help="One webhook's deliveries.")] = None,
+    limit: int = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """The delivery log: newest first, with status codes."""
+    from rosetta import webhooks
+    from rosetta.store import repository
+
+    ctx = _settings_ctx()
+    store = ctx.store()
+    try:
+        src_id = repository.source_by_name(store, source).id if source else None
+        rows = webhooks.deliveries(store, source_id=src_id, endpoint_id=endpoint, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(rows)
+        return
+    for r in rows:
+        code = r["last_status_code"] or "-"
+        typer.echo(
+            f"{r['id']:>6}  {r['created_at']:%Y-%m-%d %H:%M:%S}  {r['event_type']:<15} "
+            f"{r['tbl'] or '-'} v{r['version'] or '-'}  {r['status']} ({code}, "
+            f"{r['attempts']} attempts){'  ' + r['last_error'] if r['last_error'] else ''}"
+        )
+
+
+@webhook_app.command("deliver")
+def webhook_deliver(
+    wait: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 30.0,
+) -> None:
+    """Send the due deliveries of the outbox now (the monitor and serve do it continuously)."""
+    from rosetta import webhooks
+
+    ctx = _settings_ctx()
+    ctx.logging()
+    store = ctx.store()
+    try:
+        webhooks.wait_idle(store, ctx.box(), wait)
+    finally:
+        store.close()
 
 
 # --- entry point ---------------------------------------------------------------------------

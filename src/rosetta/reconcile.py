@@ -27,6 +27,7 @@ class Tracked:
     fingerprint: str | None
     status: str
     needs_schema: bool
+    oid: int | None = None
 
     @property
     def key(self) -> TableKey:
@@ -102,15 +103,21 @@ def decide(
     current_json = table.schema_json()
     current = TableSchema.from_json(current_json)
     rejoined = tracked.status == "removed"
+    # A new OID under the same name: the table was dropped and created again.
+    recreated = tracked.oid is not None and tracked.oid != table.oid
     if current.is_empty:
         return Decision("skip", rejoined=rejoined)
     if not stored_schema:
         if last_version is None:
             return Decision("heal", 1, INITIAL_LOAD, {}, current_json, [], rejoined)
-        return _versioned("heal", last_version, last_schema, current, current_json, rejoined)
+        return _versioned(
+            "heal", last_version, last_schema, current, current_json, rejoined, recreated
+        )
     if last_version is None:
         return Decision("initial", 1, INITIAL_LOAD, {}, current_json, [], rejoined)
-    return _versioned("version", last_version, last_schema, current, current_json, rejoined)
+    return _versioned(
+        "version", last_version, last_schema, current, current_json, rejoined, recreated
+    )
 
 
 def _versioned(
@@ -120,9 +127,10 @@ def _versioned(
     current: TableSchema,
     current_json: SchemaJson,
     rejoined: bool,
+    recreated: bool,
 ) -> Decision:
     base = last_schema or {}
-    changes = diff(TableSchema.from_json(base), current)
+    changes = diff(TableSchema.from_json(base), current, by_name=recreated)
     if not changes:
         return Decision(
             "heal" if action == "heal" else "refresh", new=current_json, rejoined=rejoined

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from rosetta import logs
@@ -24,6 +25,7 @@ from rosetta.reconcile import Decision, Tracked, changes_json, decide, plan
 from rosetta.schema.diff import INITIAL_LOAD
 from rosetta.schema.model import display_name
 from rosetta.store.repository import Conn, Source, q, record_sync, set_source_flags
+from rosetta.webhooks import Recorder
 
 
 @dataclass
@@ -102,6 +104,12 @@ def sync_source(store: Conn, source: Source, box: SecretBox, *, timeout: int = 1
     started = time.perf_counter()
     summary = SyncSummary(source.name)
     log = logs.for_source(source.name)
+    # The sync is its own transaction: end whatever the caller's reads left open.
+    status = store.info.transaction_status
+    if status == TransactionStatus.INTRANS:
+        store.commit()
+    elif status == TransactionStatus.INERROR:
+        store.rollback()
     try:
         with store.transaction():
             store.execute(q("lock_source"), {"id": source.id})
@@ -128,7 +136,8 @@ def sync_source(store: Conn, source: Source, box: SecretBox, *, timeout: int = 1
                     f"publication {source.publication_name!r} does not exist",
                 )
                 return summary
-            _apply(store, source, snapshot, summary, log)
+            events = Recorder(store, source.id, source.name)
+            _apply(store, source, snapshot, summary, log, events)
             record_sync(
                 store,
                 source.id,
@@ -153,10 +162,15 @@ Log = Any  # logging.LoggerAdapter; kept loose to avoid importing logging types 
 
 
 def _apply(
-    store: Conn, source: Source, snapshot: CatalogSnapshot, summary: SyncSummary, log: Log
+    store: Conn,
+    source: Source,
+    snapshot: CatalogSnapshot,
+    summary: SyncSummary,
+    log: Log,
+    events: Recorder,
 ) -> None:
     tracked = [
-        Tracked(r[0], r[1], r[2], r[3], r[4], r[5])
+        Tracked(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
         for r in store.execute(q("tracked_state"), {"source_id": source.id})
     ]
     the_plan = plan(snapshot.tables, tracked)
@@ -170,7 +184,7 @@ def _apply(
             None,
             summary,
             log,
-            lambda t=table: _add(store, source, t, summary, log),
+            lambda t=table: _add(store, source, t, summary, log, events),
         )
 
     if the_plan.compare:
@@ -186,7 +200,15 @@ def _apply(
                 summary,
                 log,
                 lambda row=row, table=table, stored=stored, lv=last_version, ls=last_schema: (
-                    _update(store, row, table, decide(row, table, stored, lv, ls), summary, log)
+                    _update(
+                        store,
+                        row,
+                        table,
+                        decide(row, table, stored, lv, ls),
+                        summary,
+                        log,
+                        events,
+                    )
                 ),
             )
 
@@ -196,6 +218,7 @@ def _apply(
             name = logs.safe(display_name(row.schema_name, row.table_name))
             summary.removed.append(display_name(row.schema_name, row.table_name))
             log.info("Table %s left the publication: marked removed, history kept", name)
+            events.record("table.removed", row.schema_name, row.table_name, level="breaking")
 
 
 def _guarded(
@@ -212,9 +235,9 @@ def _guarded(
     try:
         with store.transaction():
             work()
-    except psycopg.OperationalError:
-        raise
     except (psycopg.Error, RosettaError, ValueError, KeyError, TypeError) as exc:
+        if _store_lost(store):
+            raise
         error = reader.first_line(exc)
         summary.failed.append((name, error))
         log.error("Failed to fetch schema for existing table %s: %s", logs.safe(name), error)
@@ -228,10 +251,18 @@ def _guarded(
                     assert inserted is not None
                     table_id = inserted[0]
                 store.execute(q("set_table_error"), {"id": table_id, "error": error})
-        except psycopg.OperationalError:
-            raise
         except psycopg.Error:
-            pass
+            if _store_lost(store):
+                raise
+
+
+def _store_lost(store: Conn) -> bool:
+    """Whether the store connection itself is gone (then the whole sync stops).
+
+    Any other error, an OperationalError such as a lock or statement timeout included, is the
+    table's own: its savepoint is rolled back and the other tables carry on.
+    """
+    return store.closed or store.broken
 
 
 def _table_params(
@@ -250,7 +281,14 @@ def _table_params(
     }
 
 
-def _add(store: Conn, source: Source, table: CatalogTable, summary: SyncSummary, log: Log) -> None:
+def _add(
+    store: Conn,
+    source: Source,
+    table: CatalogTable,
+    summary: SyncSummary,
+    log: Log,
+    events: Recorder,
+) -> None:
     name = display_name(table.schema_name, table.table_name)
     schema = table.schema_json()
     if not schema:
@@ -274,6 +312,14 @@ def _add(store: Conn, source: Source, table: CatalogTable, summary: SyncSummary,
     ).fetchone()
     assert row is not None
     _insert_history(store, row[0], 1, INITIAL_LOAD, {}, schema, [])
+    events.record(
+        "table.added",
+        table.schema_name,
+        table.table_name,
+        version=1,
+        change_type=INITIAL_LOAD,
+        level="safe",
+    )
     summary.added.append(name)
     log.info("Added new table tracking with schema: %s (%d columns)", logs.safe(name), len(schema))
 
@@ -314,6 +360,7 @@ def _update(
     decision: Decision,
     summary: SyncSummary,
     log: Log,
+    events: Recorder,
 ) -> None:
     name = display_name(row.schema_name, row.table_name)
     shown = logs.safe(name)
@@ -341,6 +388,25 @@ def _update(
             decision.old,
             decision.new,
             changes_json(decision.changes),
+        )
+    if decision.action == "heal":
+        events.record(
+            "table.healed",
+            row.schema_name,
+            row.table_name,
+            version=decision.version,
+            change_type=decision.changes_type,
+            changes=decision.changes,
+            level=None,
+        )
+    elif decision.version is not None:
+        events.record(
+            "schema.changed",
+            row.schema_name,
+            row.table_name,
+            version=decision.version,
+            change_type=decision.changes_type,
+            changes=decision.changes,
         )
     columns = len(decision.new)
     if decision.action == "heal":

@@ -5,38 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 from psycopg import sql
 
 from rosetta.pg.server import PostgresServer, free_port, make_reachable_dir
-from tests.conftest import TEST_KEY
-
-ROSETTA = str(Path(sys.executable).with_name("rosetta"))
-
-
-class Cli:
-    def __init__(self, env: dict[str, str], log_file: Path) -> None:
-        self.env = env
-        self.log_file = log_file
-
-    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [ROSETTA, *args], env=self.env, input=stdin, capture_output=True, text=True,
-            timeout=120,
-        )
-
-
-@pytest.fixture
-def cli(store_url: str, tmp_path: Path) -> Cli:
-    log_file = tmp_path / "logs" / "app.log"
-    env = dict(os.environ, ROSETTA_DATABASE_URL=store_url, ROSETTA_SECRET_KEY=TEST_KEY,
-               ROSETTA_LOG_FILE=str(log_file))
-    return Cli(env, log_file)
+from tests.conftest import TEST_KEY, Cli
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
@@ -49,20 +25,25 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, t
 
 def test_add_refresh_tables_history(cli: Cli, source_db: Any) -> None:
     source_db.sql("CREATE PUBLICATION rosetta_publication")
-    added = cli("source", "add", "shop", "--dsn", source_db.url,
-                "--publication", "rosetta_publication")
+    added = cli(
+        "source", "add", "shop", "--dsn", source_db.url, "--publication", "rosetta_publication"
+    )
     assert added.returncode == 0, added.stderr
     assert "Added source shop" in added.stdout
 
-    source_db.sql("CREATE TABLE test_table (id bigint PRIMARY KEY, name varchar(10), "
-                  "price numeric(10,2), tags text[], created_at timestamptz DEFAULT now())")
+    source_db.sql(
+        "CREATE TABLE test_table (id bigint PRIMARY KEY, name varchar(10), "
+        "price numeric(10,2), tags text[], created_at timestamptz DEFAULT now())"
+    )
     source_db.sql("ALTER PUBLICATION rosetta_publication ADD TABLE test_table")
     refreshed = cli("refresh", "shop")
     assert refreshed.returncode == 0, refreshed.stderr
     assert "added: 1: test_table" in refreshed.stdout
     log_lines = [line for line in cli.log_file.read_text().splitlines() if "test_table" in line]
-    assert any(line.endswith("Added new table tracking with schema: test_table (5 columns)")
-               for line in log_lines), log_lines
+    assert any(
+        line.endswith("Added new table tracking with schema: test_table (5 columns)")
+        for line in log_lines
+    ), log_lines
 
     source_db.sql("ALTER TABLE test_table ALTER COLUMN name TYPE varchar(200)")
     assert cli("refresh", "shop").returncode == 0
@@ -100,11 +81,13 @@ def test_errors_are_one_line(cli: Cli, source_db: Any, pg: PostgresServer) -> No
     assert_one_line_error(result, 5, "cannot connect to 127.0.0.1")
     assert "secretpw" not in result.stderr
 
-    assert_one_line_error(cli("source", "add", "x", "--dsn", "nonsense", "--publication", "p"),
-                          2, "invalid --dsn")
+    assert_one_line_error(
+        cli("source", "add", "x", "--dsn", "nonsense", "--publication", "p"), 2, "invalid --dsn"
+    )
     assert_one_line_error(
         cli("source", "add", "bad name!", "--dsn", source_db.url, "--publication", "p"),
-        2, "invalid source name",
+        2,
+        "invalid source name",
     )
 
     ok = cli("source", "add", "shop", "--dsn", source_db.url, "--publication", "missing_pub")
@@ -124,17 +107,25 @@ def test_store_not_migrated_then_upgrade(pg: PostgresServer, tmp_path: Path) -> 
     with psycopg.connect(pg.url(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        cli = Cli(dict(os.environ, ROSETTA_DATABASE_URL=pg.url(name),
-                       ROSETTA_SECRET_KEY=TEST_KEY,
-                       ROSETTA_LOG_FILE=str(tmp_path / "app.log")), tmp_path / "app.log")
+        cli = Cli(
+            dict(
+                os.environ,
+                ROSETTA_DATABASE_URL=pg.url(name),
+                ROSETTA_SECRET_KEY=TEST_KEY,
+                ROSETTA_LOG_FILE=str(tmp_path / "app.log"),
+            ),
+            tmp_path / "app.log",
+        )
         assert_one_line_error(cli("source", "list"), 3, "rosetta db upgrade")
         assert_one_line_error(cli("monitor", "--once"), 3, "rosetta db upgrade")
         first = cli("db", "upgrade")
         assert first.returncode == 0 and "0001.initial-schema" in first.stdout
         assert "up to date" in cli("db", "upgrade").stdout
         assert cli("source", "list").returncode == 0
-        down = Cli(dict(cli.env, ROSETTA_DATABASE_URL=f"postgresql://x:y@127.0.0.1:{free_port()}/z"),
-                   cli.log_file)
+        down = Cli(
+            dict(cli.env, ROSETTA_DATABASE_URL=f"postgresql://x:y@127.0.0.1:{free_port()}/z"),
+            cli.log_file,
+        )
         assert_one_line_error(down("source", "list"), 3, "store cannot be reached")
     finally:
         with psycopg.connect(pg.url(), autocommit=True) as conn:

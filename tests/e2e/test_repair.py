@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.e2e.test_cli import Cli, cli  # noqa: F401  (the fixture)
+from tests.conftest import Cli
 
 
 def col(name: str, data_type: str = "BIGINT") -> dict[str, Any]:
@@ -21,7 +21,8 @@ def history_of(store: Any, table: str) -> list[tuple[Any, ...]]:
         "SELECT h.version_schema, h.changes_type, h.schema_table_old, h.schema_table_new, h.id "
         "FROM history_schema_evolution h JOIN table_metadata_list t "
         "ON t.id = h.table_metadata_list_id WHERE t.table_name = %s "
-        "ORDER BY h.version_schema, h.id", (table,)
+        "ORDER BY h.version_schema, h.id",
+        (table,),
     ).fetchall()
     store.rollback()
     return rows
@@ -29,13 +30,15 @@ def history_of(store: Any, table: str) -> list[tuple[Any, ...]]:
 
 def damage(store: Any, source_id: int) -> None:
     """The kinds of damage the document's cleanup script exists for."""
-    store.execute("ALTER TABLE history_schema_evolution "
-                  "DROP CONSTRAINT unique_table_version_schema")
+    store.execute(
+        "ALTER TABLE history_schema_evolution DROP CONSTRAINT unique_table_version_schema"
+    )
 
     def table(name: str, schema_table: str | None) -> int:
         row = store.execute(
             "INSERT INTO table_metadata_list (source_id, schema_name, table_name, schema_table) "
-            "VALUES (%s, 'public', %s, %s) RETURNING id", (source_id, name, schema_table)
+            "VALUES (%s, 'public', %s, %s) RETURNING id",
+            (source_id, name, schema_table),
         ).fetchone()
         return int(row[0])
 
@@ -66,8 +69,11 @@ def damage(store: Any, source_id: int) -> None:
     version(carts, 1, "NEW COLUMN", "{}", schema("id"), 1)
     version(carts, 2, "INITIAL_LOAD", "{}", schema("id"), 2)
     # a schema of {} with sound history
-    store.execute("INSERT INTO table_metadata_list (source_id, schema_name, table_name, "
-                  "schema_table) VALUES (%s, 'public', 'empty_schema', '{}')", (source_id,))
+    store.execute(
+        "INSERT INTO table_metadata_list (source_id, schema_name, table_name, "
+        "schema_table) VALUES (%s, 'public', 'empty_schema', '{}')",
+        (source_id,),
+    )
     store.commit()
 
 
@@ -88,8 +94,10 @@ def test_fix_schema_versions(cli: Cli, store: Any, source_db: Any, register: Any
 
     fixed = cli("fix-schema-versions")
     assert fixed.returncode == 0, fixed.stderr
-    assert "Repaired shop/customers: 5 rows -> 3 versions; dropped 1 phantom (old = new), " \
+    assert (
+        "Repaired shop/customers: 5 rows -> 3 versions; dropped 1 phantom (old = new), "
         "1 duplicate" in fixed.stdout
+    )
     assert "Added the unique constraint" in fixed.stdout
 
     orders = history_of(store, "orders")
@@ -97,16 +105,25 @@ def test_fix_schema_versions(cli: Cli, store: Any, source_db: Any, register: Any
     assert set(orders[0][3]) == {"id", "total"}
     customers = history_of(store, "customers")
     assert [(v, k) for v, k, *_ in customers] == [
-        (1, "INITIAL_LOAD"), (2, "NEW COLUMN"), (3, "NEW COLUMN")]
-    assert set(customers[2][2]) == {"id", "name"} and set(customers[2][3]) == {"id", "name",
-                                                                              "email"}
+        (1, "INITIAL_LOAD"),
+        (2, "NEW COLUMN"),
+        (3, "NEW COLUMN"),
+    ]
+    assert set(customers[2][2]) == {"id", "name"} and set(customers[2][3]) == {
+        "id",
+        "name",
+        "email",
+    }
     products = history_of(store, "products")
     assert [(v, k, set(new)) for v, k, _, new, _ in products] == [
-        (1, "INITIAL_LOAD", {"id"}), (2, "NEW COLUMN", {"id", "price"})]
+        (1, "INITIAL_LOAD", {"id"}),
+        (2, "NEW COLUMN", {"id", "price"}),
+    ]
     assert [(v, k) for v, k, *_ in history_of(store, "carts")] == [(1, "INITIAL_LOAD")]
     assert [(v, k) for v, k, *_ in history_of(store, "empty_schema")] == [(1, "INITIAL_LOAD")]
-    row = store.execute("SELECT count(*) FROM pg_constraint WHERE conname = "
-                        "'unique_table_version_schema'").fetchone()
+    row = store.execute(
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'unique_table_version_schema'"
+    ).fetchone()
     assert row[0] == 1
     store.rollback()
 

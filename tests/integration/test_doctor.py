@@ -21,13 +21,15 @@ from rosetta.store import repository
 
 
 def statuses(diag: Diagnosis, name: str, subject: str | None = None) -> list[str]:
-    return [c.status for c in diag.checks
-            if c.name == name and (subject is None or c.subject == subject)]
+    return [
+        c.status
+        for c in diag.checks
+        if c.name == name and (subject is None or c.subject == subject)
+    ]
 
 
 def check(diag: Diagnosis, name: str, subject: str | None = None) -> doctor.Check:
-    found = [c for c in diag.checks
-             if c.name == name and (subject is None or c.subject == subject)]
+    found = [c for c in diag.checks if c.name == name and (subject is None or c.subject == subject)]
     assert len(found) == 1, (name, subject, diag.checks)
     return found[0]
 
@@ -49,8 +51,9 @@ def run(store: Any, box: SecretBox, source: Any, table: str | None = None) -> Di
     return doctor.diagnose(store, box, fresh, table)
 
 
-def test_store_and_table_checks(store: Any, box: SecretBox, shop: Any, sync: Any,
-                                source_db: Any) -> None:
+def test_store_and_table_checks(
+    store: Any, box: SecretBox, shop: Any, sync: Any, source_db: Any
+) -> None:
     before = run(store, box, shop)
     assert check(before, "store").status == PASS
     assert check(before, "monitor").status == WARN  # no monitor ever ran
@@ -80,8 +83,10 @@ def test_store_and_table_checks(store: Any, box: SecretBox, shop: Any, sync: Any
     assert check(view, "table kind", "shop/v_orders").status == FAIL
     loose = run(store, box, shop, "loose")
     assert check(loose, "in publication", "shop/loose").status == FAIL
-    assert check(loose, "in publication", "shop/loose").fix == \
-        "ALTER PUBLICATION rosetta_publication ADD TABLE loose;"
+    assert (
+        check(loose, "in publication", "shop/loose").fix
+        == "ALTER PUBLICATION rosetta_publication ADD TABLE loose;"
+    )
     assert check(loose, "stored schema", "shop/loose").status == FAIL
     ghost = run(store, box, shop, "ghost")
     assert check(ghost, "table exists", "shop/ghost").status == FAIL
@@ -94,8 +99,7 @@ def test_store_and_table_checks(store: Any, box: SecretBox, shop: Any, sync: Any
 def test_monitor_check(store: Any, store_url: str, box: SecretBox, shop: Any) -> None:
     Monitor(store_url, box, interval=60).run_cycle()
     assert check(run(store, box, shop), "monitor").status == PASS
-    store.execute("UPDATE monitor_heartbeats SET last_cycle_started_at = now() - "
-                  "interval '1 hour'")
+    store.execute("UPDATE monitor_heartbeats SET last_cycle_started_at = now() - interval '1 hour'")
     store.commit()
     stale = check(run(store, box, shop), "monitor")
     assert stale.status == FAIL and stale.fix is not None and "rosetta monitor" in stale.fix
@@ -106,29 +110,43 @@ def test_select_privilege_and_connection(store: Any, box: SecretBox, source_db: 
     source_db.sql("CREATE TABLE open_t (id bigint PRIMARY KEY)")
     source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE secret_t, open_t")
     role = f"reader_{os.getpid()}"
-    source_db.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'pw-reader'").format(
-        sql.Identifier(role)).as_string(source_db.conn))
-    source_db.sql(sql.SQL("GRANT SELECT ON open_t TO {}").format(
-        sql.Identifier(role)).as_string(source_db.conn))
+    source_db.sql(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'pw-reader'")
+        .format(sql.Identifier(role))
+        .as_string(source_db.conn)
+    )
+    source_db.sql(
+        sql.SQL("GRANT SELECT ON open_t TO {}")
+        .format(sql.Identifier(role))
+        .as_string(source_db.conn)
+    )
     try:
         url = source_db.server.url(source_db.name, user=role, password="pw-reader")
-        src = sources.add_source(store, box, sources.SourceInput(
-            "limited", sources.parse_dsn(url), "rosetta_publication"))
+        src = sources.add_source(
+            store,
+            box,
+            sources.SourceInput("limited", sources.parse_dsn(url), "rosetta_publication"),
+        )
         diag = run(store, box, src)
         denied = check(diag, "select privilege", "limited/secret_t")
         assert denied.status == FAIL
         assert denied.fix == f"GRANT SELECT ON TABLE secret_t TO {role};"
         assert check(diag, "select privilege", "limited/open_t").status == PASS
 
-        source_db.sql(sql.SQL("ALTER ROLE {} PASSWORD 'changed'").format(
-            sql.Identifier(role)).as_string(source_db.conn))
+        source_db.sql(
+            sql.SQL("ALTER ROLE {} PASSWORD 'changed'")
+            .format(sql.Identifier(role))
+            .as_string(source_db.conn)
+        )
         broken = check(run(store, box, src), "connection")
         assert broken.status == FAIL and "password authentication failed" in broken.detail
     finally:
-        source_db.sql(sql.SQL("DROP OWNED BY {}").format(
-            sql.Identifier(role)).as_string(source_db.conn))
-        source_db.sql(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)).as_string(
-            source_db.conn))
+        source_db.sql(
+            sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)).as_string(source_db.conn)
+        )
+        source_db.sql(
+            sql.SQL("DROP ROLE {}").format(sql.Identifier(role)).as_string(source_db.conn)
+        )
 
 
 @pytest.fixture
@@ -138,13 +156,33 @@ def receiver(source_db: Any) -> Iterator[Any]:
 
     def start(slot: str) -> None:
         env = dict(os.environ, PGPASSWORD=source_db.server.password)
-        procs.append(subprocess.Popen(
-            [str(find_bindir() / "pg_recvlogical"), "-h", "127.0.0.1",
-             "-p", str(source_db.server.port), "-U", source_db.server.superuser,
-             "-d", source_db.name, "--slot", slot, "--start", "-f", "/dev/null",
-             "-o", "proto_version=1", "-o", "publication_names=rosetta_publication"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(find_bindir() / "pg_recvlogical"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(source_db.server.port),
+                    "-U",
+                    source_db.server.superuser,
+                    "-d",
+                    source_db.name,
+                    "--slot",
+                    slot,
+                    "--start",
+                    "-f",
+                    "/dev/null",
+                    "-o",
+                    "proto_version=1",
+                    "-o",
+                    "publication_names=rosetta_publication",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
 
     yield start
     for proc in procs:
@@ -152,8 +190,9 @@ def receiver(source_db: Any) -> Iterator[Any]:
         proc.wait(timeout=10)
 
 
-def test_slot_check(store: Any, box: SecretBox, source_db: Any, register: Any,
-                    receiver: Any) -> None:
+def test_slot_check(
+    store: Any, box: SecretBox, source_db: Any, register: Any, receiver: Any
+) -> None:
     source_db.sql("CREATE TABLE orders (id bigint PRIMARY KEY)")
     source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE orders")
     src = register(slot="rosetta_slot")
@@ -185,29 +224,38 @@ def test_wal_level_fails_on_a_replica_level_server(store: Any, box: SecretBox) -
     with ThrowawayPostgres({"wal_level": "replica", "max_wal_senders": "10"}) as other:
         with psycopg.connect(other.url(), autocommit=True) as conn:
             conn.execute("CREATE PUBLICATION rosetta_publication")
-        src = sources.add_source(store, box, sources.SourceInput(
-            "old", sources.parse_dsn(other.url()), "rosetta_publication"))
+        src = sources.add_source(
+            store,
+            box,
+            sources.SourceInput("old", sources.parse_dsn(other.url()), "rosetta_publication"),
+        )
         diag = run(store, box, src)
         wal = check(diag, "wal_level")
         assert wal.status == FAIL and wal.fix is not None and "wal_level = logical" in wal.fix
 
 
 def test_cli_doctor_exit_codes(store_url: str, shop: Any, sync: Any, tmp_path: Any) -> None:
-    from tests.conftest import TEST_KEY
-    from tests.e2e.test_cli import ROSETTA
+    from tests.conftest import ROSETTA, TEST_KEY
 
-    env = dict(os.environ, ROSETTA_DATABASE_URL=store_url, ROSETTA_SECRET_KEY=TEST_KEY,
-               ROSETTA_LOG_FILE=str(tmp_path / "a.log"))
+    env = dict(
+        os.environ,
+        ROSETTA_DATABASE_URL=store_url,
+        ROSETTA_SECRET_KEY=TEST_KEY,
+        ROSETTA_LOG_FILE=str(tmp_path / "a.log"),
+    )
     sync(shop)
-    ok = subprocess.run([ROSETTA, "doctor", "shop", "orders"], env=env, capture_output=True,
-                        text=True, timeout=60)
+    ok = subprocess.run(
+        [ROSETTA, "doctor", "shop", "orders"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "PASS  select privilege" in ok.stdout and "0 failed" in ok.stdout
-    bad = subprocess.run([ROSETTA, "doctor", "shop"], env=env, capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(
+        [ROSETTA, "doctor", "shop"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 1
     assert "FAIL  replica identity" in bad.stdout
     assert "fix: ALTER TABLE events ADD PRIMARY KEY" in bad.stdout
-    unknown = subprocess.run([ROSETTA, "doctor", "nope"], env=env, capture_output=True,
-                             text=True, timeout=60)
+    unknown = subprocess.run(
+        [ROSETTA, "doctor", "nope"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert unknown.returncode == 4 and unknown.stderr.startswith("Error: no source named")

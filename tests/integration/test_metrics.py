@@ -20,14 +20,20 @@ def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
     return out
 
 
-def test_metrics_after_cycles(store: Any, store_url: str, box: SecretBox, source_db: Any,
-                              register: Any) -> None:
+def test_metrics_after_cycles(
+    store: Any, store_url: str, box: SecretBox, source_db: Any, register: Any
+) -> None:
     source_db.sql("CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2))")
     source_db.sql("CREATE TABLE customers (id bigint PRIMARY KEY)")
     source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE orders, customers")
     shop = register()
-    sources.add_source(store, box, sources.SourceInput(
-        "down", sources.parse_dsn(f"postgresql://u:p@127.0.0.1:{free_port()}/x"), "pub"))
+    sources.add_source(
+        store,
+        box,
+        sources.SourceInput(
+            "down", sources.parse_dsn(f"postgresql://u:p@127.0.0.1:{free_port()}/x"), "pub"
+        ),
+    )
     webhooks.add_endpoint(store, box, shop.id, f"http://127.0.0.1:{free_port()}/", None, None)
 
     monitor = Monitor(store_url, box, interval=60)
@@ -42,19 +48,29 @@ def test_metrics_after_cycles(store: Any, store_url: str, box: SecretBox, source
     mon = (("monitor", monitor.monitor_id),)
     assert got[("rosetta_monitor_cycle_duration_seconds", mon)] > 0
     assert got[("rosetta_monitor_last_cycle_timestamp_seconds", mon)] > 1.7e9
-    assert got[("rosetta_source_last_successful_sync_timestamp_seconds",
-                (("source", "shop"),))] > 1.7e9
-    assert ("rosetta_source_last_successful_sync_timestamp_seconds",
-            (("source", "down"),)) not in got
+    assert (
+        got[("rosetta_source_last_successful_sync_timestamp_seconds", (("source", "shop"),))]
+        > 1.7e9
+    )
+    assert (
+        "rosetta_source_last_successful_sync_timestamp_seconds",
+        (("source", "down"),),
+    ) not in got
     assert got[("rosetta_sync_failures_total", (("source", "down"),))] == 3
     assert got[("rosetta_sync_failures_total", (("source", "shop"),))] == 0
     assert got[("rosetta_source_up", (("source", "down"),))] == 0
     assert got[("rosetta_tables", (("source", "shop"), ("status", "tracked")))] == 1
     assert got[("rosetta_tables", (("source", "shop"), ("status", "removed")))] == 1
-    assert got[("rosetta_schema_versions_total",
-                (("change_type", "INITIAL_LOAD"), ("source", "shop")))] == 2
-    assert got[("rosetta_schema_versions_total",
-                (("change_type", "NEW COLUMN"), ("source", "shop")))] == 1
+    assert (
+        got[
+            ("rosetta_schema_versions_total", (("change_type", "INITIAL_LOAD"), ("source", "shop")))
+        ]
+        == 2
+    )
+    assert (
+        got[("rosetta_schema_versions_total", (("change_type", "NEW COLUMN"), ("source", "shop")))]
+        == 1
+    )
     # 2 added + 1 changed + 1 removed, all to a dead endpoint: one failed attempt each
     assert got[("rosetta_webhook_failures_total", (("source", "shop"),))] == 4
     assert got[("rosetta_webhook_pending", (("source", "shop"),))] == 4

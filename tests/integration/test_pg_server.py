@@ -180,12 +180,19 @@ def test_sweep_kills_server_of_dead_owner() -> None:
 
 
 def test_start_failure_reports_log_and_cleans_up() -> None:
+    def ours() -> set[Path]:
+        return {
+            d
+            for d in Path(tempfile.gettempdir()).glob("rosetta-pg-*")
+            if read_pid(d / "owner.pid") == os.getpid()
+        }
+
+    before = ours()  # this process's session server, if one runs
     throwaway = ThrowawayPostgres(extra_settings={"shared_buffers": "lots"})
     with pytest.raises(PostgresStartError, match="shared_buffers"):
         throwaway.start()
     assert throwaway.tmpdir is None
-    leftovers = Path(tempfile.gettempdir()).glob("rosetta-pg-*")
-    assert [d for d in leftovers if read_pid(d / "owner.pid") == os.getpid()] == []
+    assert ours() == before
 
 
 @pytest.fixture

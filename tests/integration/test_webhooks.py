@@ -19,8 +19,7 @@ import pytest
 
 from rosetta import webhooks
 from rosetta.crypto import SecretBox
-from tests.conftest import TEST_KEY
-from tests.e2e.test_cli import ROSETTA
+from tests.conftest import ROSETTA, TEST_KEY
 
 SECRET = "whsec-test"
 
@@ -76,8 +75,9 @@ def shop(source_db: Any, register: Any) -> Any:
     return register()
 
 
-def test_events_are_signed_and_classified(store: Any, box: SecretBox, shop: Any, sync: Any,
-                                          source_db: Any, receiver: Receiver) -> None:
+def test_events_are_signed_and_classified(
+    store: Any, box: SecretBox, shop: Any, sync: Any, source_db: Any, receiver: Receiver
+) -> None:
     webhooks.add_endpoint(store, box, shop.id, receiver.url, SECRET, None)
     sync(shop)
     source_db.sql("ALTER TABLE orders ADD COLUMN coupon text")
@@ -89,18 +89,29 @@ def test_events_are_signed_and_classified(store: Any, box: SecretBox, shop: Any,
     assert (sent, failed) == (3, 0)
 
     for request in receiver.requests:
-        expected = "sha256=" + hmac.new(SECRET.encode(), request["body"],
-                                        hashlib.sha256).hexdigest()
+        expected = (
+            "sha256=" + hmac.new(SECRET.encode(), request["body"], hashlib.sha256).hexdigest()
+        )
         assert request["headers"]["X-Rosetta-Signature"] == expected
     added, safe, breaking = receiver.events()
     assert (added["event"], added["version"], added["change_type"]) == (
-        "table.added", 1, "INITIAL_LOAD")
+        "table.added",
+        1,
+        "INITIAL_LOAD",
+    )
     assert (safe["event"], safe["version"], safe["change_type"], safe["severity"]) == (
-        "schema.changed", 2, "NEW COLUMN", "safe")
+        "schema.changed",
+        2,
+        "NEW COLUMN",
+        "safe",
+    )
     assert safe["changes"][0]["column"] == "coupon"
     assert safe["changes"][0]["after"]["full_type"] == "text"
     assert (breaking["version"], breaking["change_type"], breaking["severity"]) == (
-        3, "DROP COLUMN", "breaking")
+        3,
+        "DROP COLUMN",
+        "breaking",
+    )
     assert breaking["source"] == "shop" and breaking["table"]["qualified"] == "orders"
     log = webhooks.deliveries(store, source_id=shop.id)
     assert {d["status"] for d in log} == {"delivered"}
@@ -113,15 +124,19 @@ def test_events_are_signed_and_classified(store: Any, box: SecretBox, shop: Any,
     assert receiver.events()[-1]["severity"] == "breaking"
 
 
-def test_retried_after_a_500(store: Any, box: SecretBox, shop: Any, sync: Any,
-                             receiver: Receiver) -> None:
+def test_retried_after_a_500(
+    store: Any, box: SecretBox, shop: Any, sync: Any, receiver: Receiver
+) -> None:
     webhooks.add_endpoint(store, box, shop.id, receiver.url, None, ["table.added"])
     receiver.statuses = [500]
     sync(shop)
     assert webhooks.deliver_due(store, box, base_delay=0.2) == (0, 1)
     [pending] = webhooks.deliveries(store, source_id=shop.id)
     assert (pending["status"], pending["last_status_code"], pending["attempts"]) == (
-        "pending", 500, 1)
+        "pending",
+        500,
+        1,
+    )
     assert webhooks.deliver_due(store, box, base_delay=0.2) == (0, 0)  # not due yet: backoff
     time.sleep(0.3)
     assert webhooks.deliver_due(store, box, base_delay=0.2) == (1, 0)
@@ -131,26 +146,39 @@ def test_retried_after_a_500(store: Any, box: SecretBox, shop: Any, sync: Any,
     assert receiver.events()[0]["delivery_id"] == receiver.events()[1]["delivery_id"]
 
 
-def test_no_loss_when_the_sender_is_killed(store_url: str, shop: Any, source_db: Any,
-                                           receiver: Receiver, tmp_path: Path) -> None:
-    env = dict(os.environ, ROSETTA_DATABASE_URL=store_url, ROSETTA_SECRET_KEY=TEST_KEY,
-               ROSETTA_LOG_FILE=str(tmp_path / "app.log"), ROSETTA_MONITOR_INTERVAL="3600")
-    added = subprocess.run([ROSETTA, "webhook", "add", "shop", receiver.url, "--secret-stdin"],
-                           input=SECRET + "\n", env=env, capture_output=True, text=True,
-                           timeout=60)
+def test_no_loss_when_the_sender_is_killed(
+    store_url: str, shop: Any, source_db: Any, receiver: Receiver, tmp_path: Path
+) -> None:
+    env = dict(
+        os.environ,
+        ROSETTA_DATABASE_URL=store_url,
+        ROSETTA_SECRET_KEY=TEST_KEY,
+        ROSETTA_LOG_FILE=str(tmp_path / "app.log"),
+        ROSETTA_MONITOR_INTERVAL="3600",
+    )
+    added = subprocess.run(
+        [ROSETTA, "webhook", "add", "shop", receiver.url, "--secret-stdin"],
+        input=SECRET + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert added.returncode == 0, added.stderr
     assert "signed" in added.stdout and SECRET not in added.stdout
 
     # The change is recorded by a process that never sends.
-    refreshed = subprocess.run([ROSETTA, "refresh", "shop"], env=env, capture_output=True,
-                               text=True, timeout=60)
+    refreshed = subprocess.run(
+        [ROSETTA, "refresh", "shop"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert refreshed.returncode == 0, refreshed.stderr
     assert receiver.requests == []
 
     # A monitor picks the delivery up and dies while sending it.
     receiver.block.set()
-    monitor = subprocess.Popen([ROSETTA, "monitor"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    monitor = subprocess.Popen(
+        [ROSETTA, "monitor"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 30
         while not receiver.requests and time.monotonic() < deadline:
@@ -162,12 +190,22 @@ def test_no_loss_when_the_sender_is_killed(store_url: str, shop: Any, source_db:
     receiver.block.clear()
     receiver.release.set()
 
-    delivered = subprocess.run([ROSETTA, "webhook", "deliver", "--wait", "20"], env=env,
-                               capture_output=True, text=True, timeout=60)
+    delivered = subprocess.run(
+        [ROSETTA, "webhook", "deliver", "--wait", "20"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert delivered.returncode == 0, delivered.stderr
     first, second = receiver.events()
     assert first["delivery_id"] == second["delivery_id"]
     assert second["event"] == "table.added" and second["table"]["name"] == "orders"
-    log = subprocess.run([ROSETTA, "webhook", "deliveries", "shop"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    log = subprocess.run(
+        [ROSETTA, "webhook", "deliveries", "shop"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "delivered (200, 1 attempts)" in log.stdout

@@ -9,6 +9,19 @@ SELECT
     ) AS slot_exists,
     pg_catalog.current_setting('wal_level') AS wal_level
 
+-- name: stable_output
+-- Pin the session settings that change how types and defaults are printed (search_path decides
+-- which names are schema-qualified; TimeZone, DateStyle, IntervalStyle, extra_float_digits and
+-- bytea_output print constants), so one column reads the same whatever the role's or the
+-- database's settings: a DBA changing them must not look like a schema change.
+SELECT
+    pg_catalog.set_config('search_path', 'public', false),
+    pg_catalog.set_config('TimeZone', 'UTC', false),
+    pg_catalog.set_config('DateStyle', 'ISO, MDY', false),
+    pg_catalog.set_config('IntervalStyle', 'postgres', false),
+    pg_catalog.set_config('extra_float_digits', '1', false),
+    pg_catalog.set_config('bytea_output', 'hex', false)
+
 -- name: publication_tables
 -- Every table the publication carries (FOR ALL TABLES, FOR TABLES IN SCHEMA, partitions as the
 -- publication publishes them), one row per table with all its live columns as a JSON object

@@ -125,10 +125,11 @@ def read_state(
 def read_publication(
     conn: psycopg.Connection[Any], publication: str, slot: str | None
 ) -> CatalogSnapshot:
-    """Every table of ``publication`` with its columns: two statements in one round trip."""
+    """Every table of ``publication`` with its columns: three statements in one round trip."""
     queries = sqlfile.load("rosetta.catalog", "queries.sql")
     params = {"publication": publication, "slot": slot}
     with conn.pipeline():
+        conn.execute(queries["stable_output"])
         state_cur = conn.execute(queries["source_state"], params)
         tables_cur = conn.execute(queries["publication_tables"], params)
     state = state_cur.fetchone()

@@ -64,7 +64,7 @@ class Change:
 
 
 def _pairs(
-    old: TableSchema, new: TableSchema
+    old: TableSchema, new: TableSchema, by_name: bool = False
 ) -> tuple[list[tuple[Column, Column]], list[Column], list[Column]]:
     """Match columns of ``old`` and ``new``: by attnum where both have one, else by name."""
     new_by_attnum = {c.attnum: c for c in new.columns if c.attnum is not None}
@@ -74,7 +74,7 @@ def _pairs(
     dropped: list[Column] = []
     for col in old.columns:
         other = None
-        if col.attnum is not None and new_by_attnum:
+        if col.attnum is not None and new_by_attnum and not by_name:
             other = new_by_attnum.get(col.attnum)
         else:
             other = new_by_name.get(col.column_name)
@@ -91,9 +91,13 @@ def _type_of(col: Column) -> str:
     return col.full_type or col.data_type.lower()
 
 
-def diff(old: TableSchema, new: TableSchema) -> list[Change]:
-    """Every change that turns ``old`` into ``new``, in the new schema's column order."""
-    matched, dropped, added = _pairs(old, new)
+def diff(old: TableSchema, new: TableSchema, *, by_name: bool = False) -> list[Change]:
+    """Every change that turns ``old`` into ``new``, in the new schema's column order.
+
+    Columns are matched by attnum (so a rename is a rename); ``by_name`` matches them by name,
+    for a table that was dropped and created again (its attnums mean nothing across the two).
+    """
+    matched, dropped, added = _pairs(old, new, by_name)
     changes: list[Change] = []
     for before, after in matched:
         name = after.column_name

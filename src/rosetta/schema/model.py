@@ -41,7 +41,7 @@ class Column:
         return cls(
             column_name=str(raw.get("column_name") or name),
             data_type=data_type,
-            full_type=str(raw.get("full_type") or data_type.lower()),
+            full_type=str(raw.get("full_type") or _legacy_full_type(data_type.lower(), raw)),
             is_nullable=bool(nullable),
             column_default=raw.get("column_default"),
             is_primary_key=bool(raw.get("is_primary_key", False)),
@@ -70,6 +70,22 @@ class Column:
             "identity": self.identity,
             "generated": self.generated,
         }
+
+
+def _legacy_full_type(data_type: str, raw: Mapping[str, Any]) -> str:
+    """The full type of a column stored without one (the seed kept information_schema's
+    ``data_type`` beside its length, precision and scale): ``varchar(10)`` is still
+    ``character varying(10)``, as the catalog prints it, not a type change."""
+    length = raw.get("character_maximum_length")
+    if length is not None and data_type in _LENGTH_TYPES:
+        return f"{data_type}({length})"
+    precision = raw.get("numeric_precision")
+    if data_type == "numeric" and precision is not None:
+        return f"numeric({precision},{raw.get('numeric_scale') or 0})"
+    return data_type
+
+
+_LENGTH_TYPES = ("character varying", "character", "bit varying", "bit")
 
 
 @dataclass(frozen=True, slots=True)

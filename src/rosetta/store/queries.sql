@@ -44,7 +44,11 @@ WHERE id = %(id)s
 
 -- name: record_sync
 UPDATE sources
-SET last_sync_at = now(), last_sync_status = %(status)s, last_sync_error = %(error)s
+SET last_sync_at = now(), last_sync_status = %(status)s, last_sync_error = %(error)s,
+    last_success_at = CASE WHEN %(status)s IN ('ok', 'partial') THEN now()
+                           ELSE last_success_at END,
+    sync_failures_total = sync_failures_total
+                          + CASE WHEN %(status)s IN ('failed', 'partial') THEN 1 ELSE 0 END
 WHERE id = %(id)s
 
 -- name: lock_source
@@ -53,7 +57,7 @@ SELECT pg_advisory_xact_lock(1919251317, %(id)s::integer)
 
 -- name: tracked_state
 SELECT id, schema_name, table_name, catalog_fingerprint, status,
-       (schema_table IS NULL OR schema_table = '{}'::jsonb) AS needs_schema
+       (schema_table IS NULL OR schema_table = '{}'::jsonb) AS needs_schema, table_oid
 FROM table_metadata_list
 WHERE source_id = %(source_id)s
 
@@ -158,3 +162,93 @@ WHERE monitor_id = %(monitor_id)s
 
 -- name: latest_heartbeat
 SELECT * FROM monitor_heartbeats ORDER BY last_cycle_started_at DESC NULLS LAST LIMIT 1
+
+-- name: tables_page
+-- One page of a source's tables, filtered by name and status, with each table's version.
+WITH page AS (
+    SELECT t.*
+    FROM table_metadata_list t
+    WHERE t.source_id = %(source_id)s
+      AND (%(q)s::text IS NULL
+           OR strpos(lower(t.schema_name || '.' || t.table_name), lower(%(q)s)) > 0)
+      AND (%(status)s::text IS NULL
+           OR (%(status)s = 'healed' AND t.healed_at IS NOT NULL AND t.status = 'tracked')
+           OR (%(status)s = 'no_select' AND t.has_select_privilege IS FALSE)
+           OR t.status = %(status)s)
+    ORDER BY t.schema_name, t.table_name
+    LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT p.id, p.schema_name, p.table_name, p.status, p.last_error, p.has_select_privilege,
+       p.table_kind, p.replica_identity, p.healed_at, p.removed_at, p.created_at, p.updated_at,
+       COALESCE((SELECT count(*) FROM jsonb_object_keys(p.schema_table)), 0) AS column_count,
+       h.version_schema AS version, h.changes_type AS last_change_type,
+       h.created_at AS last_change_at
+FROM page p
+LEFT JOIN LATERAL (
+    SELECT version_schema, changes_type, created_at
+    FROM history_schema_evolution
+    WHERE table_metadata_list_id = p.id
+    ORDER BY version_schema DESC
+    LIMIT 1
+) h ON true
+ORDER BY p.schema_name, p.table_name
+
+-- name: tables_count
+SELECT count(*)
+FROM table_metadata_list t
+WHERE t.source_id = %(source_id)s
+  AND (%(q)s::text IS NULL
+       OR strpos(lower(t.schema_name || '.' || t.table_name), lower(%(q)s)) > 0)
+  AND (%(status)s::text IS NULL
+       OR (%(status)s = 'healed' AND t.healed_at IS NOT NULL AND t.status = 'tracked')
+       OR (%(status)s = 'no_select' AND t.has_select_privilege IS FALSE)
+       OR t.status = %(status)s)
+
+-- name: status_counts
+SELECT status, count(*) AS n FROM table_metadata_list
+WHERE source_id = %(source_id)s GROUP BY status
+
+-- name: version_row
+SELECT id, version_schema, changes_type, schema_table_old, schema_table_new, changes, created_at
+FROM history_schema_evolution
+WHERE table_metadata_list_id = %(table_id)s AND version_schema = %(version)s
+ORDER BY id
+LIMIT 1
+
+-- name: versions_list
+SELECT version_schema, changes_type, created_at, jsonb_array_length(changes) AS change_count,
+       COALESCE((SELECT count(*) FROM jsonb_object_keys(schema_table_new)), 0) AS column_count
+FROM history_schema_evolution
+WHERE table_metadata_list_id = %(table_id)s
+ORDER BY version_schema, id
+
+-- name: insert_token
+INSERT INTO api_tokens (name, token_hash) VALUES (%(name)s, %(token_hash)s)
+RETURNING id, name, created_at
+
+-- name: list_tokens
+SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY name
+
+-- name: revoke_token
+UPDATE api_tokens SET revoked_at = now()
+WHERE name = %(name)s AND revoked_at IS NULL
+RETURNING id
+
+-- name: token_by_name
+SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE name = %(name)s
+
+-- name: verify_token
+SELECT id, name, created_at, last_used_at, revoked_at,
+       last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale
+FROM api_tokens
+WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
+
+-- name: touch_token
+UPDATE api_tokens SET last_used_at = now()
+WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+
+-- name: source_table_count
+SELECT count(*) FROM table_metadata_list WHERE source_id = %(id)s AND status <> 'removed'
+
+-- name: token_by_id
+SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE id = %(id)s

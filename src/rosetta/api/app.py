@@ -1,0 +1,173 @@
+"""The app factory: the REST API under ``/api/v1``, the web UI, and their shared state.
+
+Nothing is made at import time: :func:`create_app` gets the settings, the store's URL and the key,
+and the lifespan opens the store's connection pool (and runs the monitor, when given one).
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from psycopg_pool import ConnectionPool
+
+from rosetta import __version__, runtime
+from rosetta.catalog.reader import first_line
+from rosetta.config import Settings
+from rosetta.crypto import SecretBox
+from rosetta.errors import RosettaError, StoreUnavailableError
+from rosetta.monitor import Monitor
+
+log = logging.getLogger("rosetta.api")
+
+API_PREFIX = "/api"
+POOL_MAX_SIZE = 8
+POOL_TIMEOUT = 10.0
+MONITOR_STOP_WAIT = 15.0
+
+
+def create_app(
+    settings: Settings, store_url: str, box: SecretBox, *, monitor: Monitor | None = None
+) -> FastAPI:
+    """The Rosetta web app. With ``monitor``, it runs in a background thread while the app runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            store_url,
+            min_size=1,
+            max_size=POOL_MAX_SIZE,
+            timeout=POOL_TIMEOUT,
+            open=False,
+            check=ConnectionPool.check_connection,
+            kwargs={"application_name": "rosetta-api", "connect_timeout": 10},
+            name="rosetta-store",
+        )
+        pool.open(wait=False)
+        app.state.pool = pool
+        app.state.store_migrated = False
+        stop = threading.Event()
+        thread: threading.Thread | None = None
+        if monitor is not None:
+            thread = threading.Thread(
+                target=_run_monitor, args=(monitor, stop), name="rosetta-monitor", daemon=True
+            )
+            thread.start()
+        app.state.monitor_thread = thread
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(MONITOR_STOP_WAIT)
+            pool.close()
+            app.state.pool = None
+
+    app = FastAPI(
+        title="Rosetta",
+        version=__version__,
+        description="The schema of every table your PostgreSQL publications carry, and its "
+        "history. Every route except `GET /api/v1/health` needs `Authorization: Bearer <token>` "
+        "(make one with `rosetta token create NAME`).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store_url = store_url
+    app.state.box = box
+    app.state.monitor = monitor
+    app.state.session_secret = runtime.session_secret(settings)
+    app.state.pool = None
+    app.state.monitor_thread = None
+    app.state.store_migrated = False
+
+    _install_error_handlers(app)
+
+    from rosetta.api.routes import health, publication, sources, tables
+
+    for module in (health, sources, tables, publication):
+        app.include_router(module.router, prefix="/api/v1")
+
+    try:
+        pages = importlib.import_module("rosetta.web.pages")
+    except ImportError as exc:
+        if exc.name in ("rosetta.web", "rosetta.web.pages"):
+            log.debug("rosetta.web.pages is not available: serving the API only")
+        else:
+            log.warning("The web UI is not served: cannot import rosetta.web.pages: %s", exc)
+    else:
+        app.include_router(pages.router)
+
+    static = Path(__file__).resolve().parent.parent / "web" / "static"
+    if static.is_dir():
+        app.mount("/static", StaticFiles(directory=static), name="static")
+    return app
+
+
+def _run_monitor(monitor: Monitor, stop: threading.Event) -> None:
+    try:
+        monitor.run_forever(stop)
+    except Exception:
+        log.exception("The schema monitor stopped on an unexpected error")
+
+
+def _is_api(request: Request) -> bool:
+    path = request.url.path
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    """JSON ``{"detail": message}`` under /api, else a small HTML page; never a traceback."""
+    if _is_api(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    text = html.escape(message)
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Rosetta: error {status}</title></head><body><h1>Error {status}</h1>"
+        f'<p>{text}</p><p><a href="/">Back to Rosetta</a></p></body></html>'
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """One line naming each bad field; never the input itself (it may hold a password)."""
+    parts = []
+    for error in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
+        msg = str(error.get("msg", "invalid value"))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "invalid request: " + ("; ".join(parts) if parts else "malformed input")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_rosetta_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RosettaError)
+        return error_response(request, exc.http_status, exc.message)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(request, 422, _validation_message(exc))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, psycopg.OperationalError):
+            err = StoreUnavailableError("Rosetta's store failed during the request: try again")
+            log.error(
+                "%s %s: the store failed: %s", request.method, request.url.path, first_line(exc)
+            )
+            return error_response(request, err.http_status, err.message)
+        log.exception("Unexpected error in %s %s", request.method, request.url.path)
+        return error_response(request, 500, f"internal error ({type(exc).__name__}): see the log")
+
+    app.add_exception_handler(RosettaError, on_rosetta_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

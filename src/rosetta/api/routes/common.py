@@ -1,0 +1,72 @@
+"""Helpers the API's routes share: a source as JSON, its connection, a sync after a change."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from rosetta.api.schemas import SourceOut, SyncSummaryOut
+from rosetta.catalog.reader import ConnectionParams
+from rosetta.config import Settings
+from rosetta.crypto import SecretBox
+from rosetta.store import repository
+from rosetta.store.repository import Conn, Source, q
+from rosetta.sync import SyncSummary, connection_params, sync_source
+
+
+def settings(request: Request) -> Settings:
+    value: Settings = request.app.state.settings
+    return value
+
+
+def box(request: Request) -> SecretBox:
+    value: SecretBox = request.app.state.box
+    return value
+
+
+def timeout(request: Request) -> int:
+    return settings(request).source_connect_timeout
+
+
+def source_out(conn: Conn, source: Source) -> SourceOut:
+    count = source.table_count
+    if count is None:
+        row = conn.execute(q("source_table_count"), {"id": source.id}).fetchone()
+        count = int(row[0]) if row else 0
+    return SourceOut(
+        id=source.id,
+        name=source.name,
+        host=source.host,
+        port=source.port,
+        database=source.database,
+        username=source.username,
+        has_password=source.password_encrypted is not None,
+        options=dict(source.connect_options or {}),
+        publication_name=source.publication_name,
+        replication_name=source.replication_name,
+        is_publication_enabled=source.is_publication_enabled,
+        is_replication_enabled=source.is_replication_enabled,
+        table_count=count,
+        created_at=source.created_at,
+        updated_at=source.updated_at,
+        last_sync_at=source.last_sync_at,
+        last_sync_status=source.last_sync_status,
+        last_sync_error=source.last_sync_error,
+    )
+
+
+def source_params(request: Request, conn: Conn, source_id: int) -> tuple[Source, ConnectionParams]:
+    """The source (404 if unknown) and its decrypted connection parameters."""
+    source = repository.source_by_id(conn, source_id)
+    conn.rollback()
+    return source, connection_params(source, box(request))
+
+
+def sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
+    """Sync the source now, as the monitor does (the sync runs its own transaction)."""
+    source = repository.source_by_id(conn, source_id)
+    conn.rollback()
+    return sync_source(conn, source, box(request), timeout=timeout(request))
+
+
+def summary_out(summary: SyncSummary) -> SyncSummaryOut:
+    return SyncSummaryOut.model_validate(summary.to_json())

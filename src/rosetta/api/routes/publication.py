@@ -1,0 +1,176 @@
+"""Changing a source's publication and replication slot; each change is followed by a sync, so
+the registry shows it at once."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from rosetta import publications
+from rosetta.api.deps import Store, require_token
+from rosetta.api.routes import common
+from rosetta.api.schemas import (
+    ActionOut,
+    AvailableTableOut,
+    PublicationCreate,
+    PublicationTableAdd,
+    TableRef,
+)
+from rosetta.errors import InvalidInputError
+from rosetta.publications import TableName
+from rosetta.schema.model import display_name
+from rosetta.sources import validate_identifier
+
+router = APIRouter(tags=["publication"], dependencies=[Depends(require_token)])
+
+SOURCE_ERRORS: dict[int | str, dict[str, str]] = {
+    409: {"description": "The source refused the change"},
+    502: {"description": "The source cannot be reached"},
+}
+
+
+def _table_name(schema: str | None, table: str) -> TableName:
+    """A table from ``schema`` and ``table``, or from ``"schema.table"`` / ``"table"`` (public)."""
+    if schema is None:
+        schema, dot, name = table.partition(".")
+        if not dot:
+            schema, name = "public", table
+        table = name
+    return (validate_identifier(schema, "schema name"), validate_identifier(table, "table name"))
+
+
+def _ref(item: str | TableRef) -> TableName:
+    if isinstance(item, TableRef):
+        return _table_name(item.schema_name, item.table)
+    return _table_name(None, item)
+
+
+def _done(request: Request, conn: Store, source_id: int, message: str) -> ActionOut:
+    summary = common.sync(request, conn, source_id)
+    return ActionOut(message=message, sync=common.summary_out(summary))
+
+
+@router.get(
+    "/sources/{source_id}/available-tables",
+    response_model=list[AvailableTableOut],
+    summary="Tables of the source that its publication does not carry",
+    responses={502: SOURCE_ERRORS[502]},
+)
+def available_tables(request: Request, source_id: int, conn: Store) -> list[AvailableTableOut]:
+    source, params = common.source_params(request, conn, source_id)
+    found = publications.available_tables(params, source.publication_name, common.timeout(request))
+    return [
+        AvailableTableOut(schema_name=s, table_name=t, name=display_name(s, t)) for s, t in found
+    ]
+
+
+@router.post(
+    "/sources/{source_id}/publication",
+    response_model=ActionOut,
+    status_code=201,
+    summary="Create the source's publication for the given tables",
+    responses=SOURCE_ERRORS,
+)
+def create_publication(
+    request: Request, source_id: int, body: PublicationCreate, conn: Store
+) -> ActionOut:
+    tables = [_ref(item) for item in body.tables]
+    source, params = common.source_params(request, conn, source_id)
+    publications.create_publication(
+        params, source.publication_name, tables, common.timeout(request)
+    )
+    return _done(
+        request,
+        conn,
+        source_id,
+        f"created publication {source.publication_name} with {len(tables)} table(s)",
+    )
+
+
+@router.delete(
+    "/sources/{source_id}/publication",
+    response_model=ActionOut,
+    summary="Drop the source's publication (its tables are kept here, marked removed)",
+    responses=SOURCE_ERRORS,
+)
+def drop_publication(request: Request, source_id: int, conn: Store) -> ActionOut:
+    source, params = common.source_params(request, conn, source_id)
+    publications.drop_publication(params, source.publication_name, common.timeout(request))
+    return _done(request, conn, source_id, f"dropped publication {source.publication_name}")
+
+
+@router.post(
+    "/sources/{source_id}/publication/tables",
+    response_model=ActionOut,
+    status_code=201,
+    summary="Add one table to the source's publication",
+    responses=SOURCE_ERRORS,
+)
+def add_table(
+    request: Request, source_id: int, body: PublicationTableAdd, conn: Store
+) -> ActionOut:
+    if not body.table:
+        raise InvalidInputError('give the table as {"table": "schema.table"}')
+    table = _table_name(body.schema_name, body.table)
+    source, params = common.source_params(request, conn, source_id)
+    publications.add_table(params, source.publication_name, table, common.timeout(request))
+    return _done(
+        request,
+        conn,
+        source_id,
+        f"added {display_name(*table)} to publication {source.publication_name}",
+    )
+
+
+@router.delete(
+    "/sources/{source_id}/publication/tables/{schema}/{table}",
+    response_model=ActionOut,
+    summary="Remove one table from the source's publication (its history is kept)",
+    responses=SOURCE_ERRORS,
+)
+def remove_table(
+    request: Request, source_id: int, schema: str, table: str, conn: Store
+) -> ActionOut:
+    name = _table_name(schema, table)
+    source, params = common.source_params(request, conn, source_id)
+    publications.remove_table(params, source.publication_name, name, common.timeout(request))
+    return _done(
+        request,
+        conn,
+        source_id,
+        f"removed {display_name(*name)} from publication {source.publication_name}",
+    )
+
+
+def _slot(source_name: str, slot: str | None) -> str:
+    if not slot:
+        raise InvalidInputError(
+            f"source {source_name!r} names no replication slot: set its replication_name first"
+        )
+    return slot
+
+
+@router.post(
+    "/sources/{source_id}/slot",
+    response_model=ActionOut,
+    status_code=201,
+    summary="Create the source's logical replication slot (pgoutput)",
+    responses=SOURCE_ERRORS,
+)
+def create_slot(request: Request, source_id: int, conn: Store) -> ActionOut:
+    source, params = common.source_params(request, conn, source_id)
+    slot = _slot(source.name, source.replication_name)
+    publications.create_slot(params, slot, common.timeout(request))
+    return _done(request, conn, source_id, f"created replication slot {slot}")
+
+
+@router.delete(
+    "/sources/{source_id}/slot",
+    response_model=ActionOut,
+    summary="Drop the source's replication slot",
+    responses=SOURCE_ERRORS,
+)
+def drop_slot(request: Request, source_id: int, conn: Store) -> ActionOut:
+    source, params = common.source_params(request, conn, source_id)
+    slot = _slot(source.name, source.replication_name)
+    publications.drop_slot(params, slot, common.timeout(request))
+    return _done(request, conn, source_id, f"dropped replication slot {slot}")

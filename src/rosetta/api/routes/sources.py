@@ -1,0 +1,197 @@
+"""``/api/v1/sources``: register, read, change, test, refresh and forget source databases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from rosetta import sources
+from rosetta.api.deps import Store, require_token
+from rosetta.api.routes import common
+from rosetta.api.schemas import (
+    ConnectionTestOut,
+    SourceCreate,
+    SourceCreated,
+    SourceOut,
+    SourceUpdate,
+    SyncSummaryOut,
+)
+from rosetta.catalog import reader
+from rosetta.catalog.reader import CatalogSnapshot, ConnectionParams
+from rosetta.errors import SourceConnectionError
+from rosetta.store import repository
+
+router = APIRouter(tags=["sources"], dependencies=[Depends(require_token)])
+
+
+def _check(
+    params: ConnectionParams, publication: str, slot: str | None, timeout: int
+) -> CatalogSnapshot:
+    """Connect and read the publication's state; 502 with one line if the source fails."""
+    try:
+        return sources.check_connection(params, publication, slot, timeout)
+    except psycopg.Error as exc:
+        raise SourceConnectionError(
+            f"cannot read the state of {params.host}:{params.port}/{params.database}: "
+            f"{reader.first_line(exc)}"
+        ) from None
+
+
+def _validate(data: sources.SourceInput) -> None:
+    sources.validate_name(data.name)
+    sources.validate_identifier(data.publication_name, "publication name")
+    if data.replication_name:
+        sources.validate_identifier(data.replication_name, "replication slot name")
+
+
+@router.get("/sources", response_model=list[SourceOut], summary="List the sources")
+def list_sources(conn: Store) -> list[SourceOut]:
+    return [common.source_out(conn, s) for s in repository.list_sources(conn)]
+
+
+@router.post(
+    "/sources",
+    response_model=SourceCreated,
+    status_code=201,
+    summary="Register a source (its connection is tested first)",
+    responses={502: {"description": "The source cannot be reached"}},
+)
+def create_source(
+    request: Request,
+    body: SourceCreate,
+    conn: Store,
+    response: Response,
+    sync: Annotated[bool, Query(description="Sync the publication right away.")] = True,
+) -> SourceCreated:
+    password = body.password.get_secret_value() if body.password is not None else None
+    params = ConnectionParams(
+        body.host, body.port, body.database, body.username, password, dict(body.options)
+    )
+    data = sources.SourceInput(body.name, params, body.publication_name, body.replication_name)
+    _validate(data)
+    _check(params, data.publication_name, data.replication_name, common.timeout(request))
+    source = sources.add_source(conn, common.box(request), data)
+    response.headers["Location"] = f"/api/v1/sources/{source.id}"
+    summary = common.sync(request, conn, source.id) if sync else None
+    fresh = repository.source_by_id(conn, source.id)
+    return SourceCreated(
+        source=common.source_out(conn, fresh),
+        sync=common.summary_out(summary) if summary is not None else None,
+    )
+
+
+@router.get("/sources/{source_id}", response_model=SourceOut, summary="One source")
+def get_source(source_id: int, conn: Store) -> SourceOut:
+    return common.source_out(conn, repository.source_by_id(conn, source_id))
+
+
+_UPDATE: dict[str, Any] = {
+    "response_model": SourceOut,
+    "summary": "Change a source (omitted fields, the password too, keep their values)",
+    "responses": {502: {"description": "The source cannot be reached with the new settings"}},
+}
+
+
+@router.put("/sources/{source_id}", operation_id="put_source", **_UPDATE)
+@router.patch("/sources/{source_id}", operation_id="patch_source", **_UPDATE)
+def update_source(request: Request, source_id: int, body: SourceUpdate, conn: Store) -> SourceOut:
+    source = repository.source_by_id(conn, source_id)
+    conn.rollback()
+    given = body.model_fields_set
+    password = body.password.get_secret_value() if body.password is not None else None
+    params = ConnectionParams(
+        body.host if body.host is not None else source.host,
+        body.port if body.port is not None else source.port,
+        body.database if body.database is not None else source.database,
+        body.username if body.username is not None else source.username,
+        password,
+        dict(body.options) if body.options is not None else dict(source.connect_options or {}),
+    )
+    slot = source.replication_name
+    if "replication_name" in given:
+        slot = body.replication_name or None
+    data = sources.SourceInput(
+        body.name if body.name is not None else source.name,
+        params,
+        body.publication_name if body.publication_name is not None else source.publication_name,
+        slot,
+    )
+    _validate(data)
+    connection_changed = password is not None or (
+        (params.host, params.port, params.database, params.username, params.options)
+        != (
+            source.host,
+            source.port,
+            source.database,
+            source.username,
+            dict(source.connect_options or {}),
+        )
+    )
+    if connection_changed:
+        check = params
+        if password is None:
+            old = common.source_params(request, conn, source_id)[1]
+            check = ConnectionParams(
+                params.host,
+                params.port,
+                params.database,
+                params.username,
+                old.password,
+                params.options,
+            )
+        _check(check, data.publication_name, data.replication_name, common.timeout(request))
+    updated = sources.update_source(conn, common.box(request), source, data)
+    return common.source_out(conn, updated)
+
+
+@router.delete(
+    "/sources/{source_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Forget a source with its tables and their history (the source is untouched)",
+)
+def delete_source(source_id: int, conn: Store) -> Response:
+    repository.delete_source(conn, source_id)
+    conn.commit()
+    return Response(status_code=204)
+
+
+@router.post(
+    "/sources/{source_id}/test-connection",
+    response_model=ConnectionTestOut,
+    summary="Connect to the source: publication, slot and wal_level",
+    responses={502: {"description": "The source cannot be reached"}},
+)
+def test_connection(request: Request, source_id: int, conn: Store) -> ConnectionTestOut:
+    source, params = common.source_params(request, conn, source_id)
+    state = _check(
+        params, source.publication_name, source.replication_name, common.timeout(request)
+    )
+    return ConnectionTestOut(
+        ok=True,
+        publication_name=source.publication_name,
+        publication_exists=state.publication_exists,
+        replication_name=source.replication_name,
+        slot_exists=state.slot_exists,
+        wal_level=state.wal_level,
+        logical_replication_ready=state.wal_level == "logical",
+    )
+
+
+@router.post(
+    "/sources/{source_id}/refresh",
+    response_model=SyncSummaryOut,
+    summary="Sync the source now: new tables, healed schemas, changes, removals",
+    responses={502: {"description": "The sync failed: the source cannot be read"}},
+)
+def refresh(request: Request, source_id: int, conn: Store) -> SyncSummaryOut | JSONResponse:
+    summary = common.sync(request, conn, source_id)
+    out = common.summary_out(summary)
+    if summary.error is not None:
+        return JSONResponse(
+            {"detail": summary.error, "sync": out.model_dump(mode="json")}, status_code=502
+        )
+    return out

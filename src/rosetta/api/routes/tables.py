@@ -1,0 +1,170 @@
+"""A source's tables, each table's schema, its versions and the diff between two of them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from rosetta import registry
+from rosetta.api.deps import Store, require_token
+from rosetta.api.schemas import (
+    ChangeOut,
+    ColumnOut,
+    DiffOut,
+    TableOut,
+    TablesPageOut,
+    TableSummaryOut,
+    VersionOut,
+    VersionSummaryOut,
+)
+from rosetta.errors import InvalidInputError, NotFoundError
+from rosetta.schema.diff import Change
+from rosetta.schema.model import Column
+from rosetta.store import repository
+
+router = APIRouter(tags=["tables"], dependencies=[Depends(require_token)])
+
+
+def _columns(columns: list[Column]) -> list[ColumnOut]:
+    return [ColumnOut.model_validate(c.to_json()) for c in columns]
+
+
+def _change(raw: dict[str, Any]) -> ChangeOut:
+    try:
+        breaking: bool | None = Change.from_json(raw).breaking
+    except (KeyError, TypeError, AttributeError):
+        breaking = None
+    return ChangeOut(
+        type=str(raw.get("type")),
+        column=str(raw.get("column")),
+        before=raw.get("before"),
+        after=raw.get("after"),
+        breaking=breaking,
+    )
+
+
+@router.get(
+    "/sources/{source_id}/tables",
+    response_model=TablesPageOut,
+    summary="One page of a source's tables, filtered by name and status",
+)
+def list_tables(
+    source_id: int,
+    conn: Store,
+    name: Annotated[str | None, Query(description="Part of schema.table, any case.")] = None,
+    status: Annotated[
+        str | None, Query(description=f"One of {', '.join(registry.STATUSES)}.")
+    ] = None,
+    limit: Annotated[int, Query(description="1-1000.")] = 50,
+    offset: Annotated[int, Query(description=">= 0.")] = 0,
+) -> TablesPageOut:
+    repository.source_by_id(conn, source_id)
+    page = registry.tables_page(
+        conn, source_id, name=name or None, status=status or None, limit=limit, offset=offset
+    )
+    return TablesPageOut(
+        items=[TableSummaryOut.model_validate(item) for item in page.items],
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/tables/{table_id}", response_model=TableOut, summary="A table's current schema")
+def get_table(table_id: int, conn: Store) -> TableOut:
+    row = registry.table(conn, table_id)
+    return TableOut(
+        id=row["id"],
+        source_id=row["source_id"],
+        schema_name=row["schema_name"],
+        table_name=row["table_name"],
+        name=row["name"],
+        status=row["status"],
+        badge=row["badge"],
+        version=row["version"],
+        last_error=row["last_error"],
+        table_kind=row["table_kind"],
+        replica_identity=row["replica_identity"],
+        has_select_privilege=row["has_select_privilege"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        healed_at=row["healed_at"],
+        removed_at=row["removed_at"],
+        columns=_columns(row["columns"]),
+    )
+
+
+@router.get(
+    "/tables/{table_id}/versions",
+    response_model=list[VersionSummaryOut],
+    summary="Every version of a table's schema",
+)
+def list_versions(table_id: int, conn: Store) -> list[VersionSummaryOut]:
+    repository.table_by_id(conn, table_id)
+    return [
+        VersionSummaryOut(
+            version=v["version_schema"],
+            changes_type=v["changes_type"],
+            created_at=v["created_at"],
+            change_count=v["change_count"],
+            column_count=v["column_count"],
+        )
+        for v in registry.versions(conn, table_id)
+    ]
+
+
+@router.get(
+    "/tables/{table_id}/versions/{number}",
+    response_model=VersionOut,
+    summary="A table's schema as of one version, and the changes that version brought",
+)
+def get_version(table_id: int, number: int, conn: Store) -> VersionOut:
+    repository.table_by_id(conn, table_id)
+    row = registry.version(conn, table_id, number)
+    return VersionOut(
+        table_id=table_id,
+        version=row["version_schema"],
+        changes_type=row["changes_type"],
+        created_at=row["created_at"],
+        columns=_columns(row["columns"]),
+        changes=[_change(c) for c in row["changes"] or []],
+    )
+
+
+@router.get(
+    "/tables/{table_id}/diff",
+    response_model=DiffOut,
+    response_model_by_alias=True,
+    summary="The typed changes between two versions (0 means before the first)",
+)
+def diff(
+    table_id: int,
+    conn: Store,
+    from_version: Annotated[
+        int | None, Query(alias="from", description="Default: the version before `to`.")
+    ] = None,
+    to_version: Annotated[int | None, Query(alias="to", description="Default: the latest.")] = None,
+) -> DiffOut:
+    repository.table_by_id(conn, table_id)
+    if to_version is None:
+        numbers = [v["version_schema"] for v in registry.versions(conn, table_id)]
+        if not numbers:
+            raise NotFoundError(f"table {table_id} has no versions yet")
+        to_version = numbers[-1]
+    if from_version is None:
+        from_version = max(0, to_version - 1)
+    if from_version < 0 or to_version < 0:
+        raise InvalidInputError("versions are numbered from 1 (0 means before the first)")
+    changes = registry.diff_versions(conn, table_id, from_version, to_version)
+    return DiffOut(
+        table_id=table_id,
+        from_version=from_version,
+        to_version=to_version,
+        changes=[
+            ChangeOut(
+                type=c.kind, column=c.column, before=c.before, after=c.after, breaking=c.breaking
+            )
+            for c in changes
+        ],
+    )

@@ -1,0 +1,95 @@
+"""What several pages share: the app's settings and key, store transactions, and running a sync."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from rosetta.api.deps import get_store
+from rosetta.catalog.reader import ConnectionParams
+from rosetta.config import Settings
+from rosetta.crypto import SecretBox
+from rosetta.store import repository
+from rosetta.store.repository import Conn, Source
+from rosetta.sync import SyncSummary, connection_params, sync_source
+
+Store = Annotated[Conn, Depends(get_store)]
+
+SUMMARY_LISTS = ("added", "healed", "changed", "removed", "rejoined", "skipped", "failed")
+SUMMARY_SAMPLE = 5
+STATUS_CHECK_TIMEOUT = 3
+
+
+def settings(request: Request) -> Settings:
+    found: Settings = request.app.state.settings
+    return found
+
+
+def box(request: Request) -> SecretBox:
+    found: SecretBox = request.app.state.box
+    return found
+
+
+def timeout(request: Request) -> int:
+    return int(settings(request).source_connect_timeout)
+
+
+def quick_timeout(request: Request) -> int:
+    """For a page that only shows a status: do not hang the page on a dead source."""
+    return min(timeout(request), STATUS_CHECK_TIMEOUT)
+
+
+def params_of(request: Request, source: Source) -> ConnectionParams:
+    """Where the source lives, with its decrypted password (raises SecretKeyError)."""
+    return connection_params(source, box(request))
+
+
+def idle(conn: Conn) -> None:
+    """End the read transaction a page opened, so the next write commits on its own."""
+    if not conn.autocommit:
+        conn.rollback()
+
+
+def run_sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
+    """One sync of the source now (what Refresh and every publication action run)."""
+    idle(conn)
+    source = repository.source_by_id(conn, source_id)
+    idle(conn)
+    return sync_source(conn, source, box(request), timeout=timeout(request))
+
+
+def summary_payload(summary: SyncSummary) -> dict[str, Any]:
+    """A sync's summary, small enough for a flash cookie: counts, and a few names of each."""
+    counts: dict[str, int] = {}
+    names: dict[str, list[str]] = {}
+    for key in SUMMARY_LISTS:
+        items: list[Any] = getattr(summary, key)
+        counts[key] = len(items)
+        if key == "changed":
+            shown = [f"{c.table} → v{c.version} ({c.changes_type})" for c in items]
+        elif key == "failed":
+            shown = [f"{table}: {error}" for table, error in items]
+        else:
+            shown = [str(item) for item in items]
+        names[key] = [text[:120] for text in shown[:SUMMARY_SAMPLE]]
+    return {
+        "source": summary.source[:80],
+        "status": summary.status,
+        "error": (summary.error or "")[:300] or None,
+        "duration": round(summary.duration, 4),
+        "unchanged": summary.unchanged,
+        "counts": counts,
+        "names": names,
+    }
+
+
+def sync_messages(summary: SyncSummary, done: str | None = None) -> list[tuple[str, str]]:
+    """Flash lines for an action followed by a sync."""
+    messages: list[tuple[str, str]] = []
+    if done:
+        messages.append(("ok", done))
+    if summary.error is not None:
+        messages.append(("error", f"The sync failed: {summary.error}"))
+    return messages

@@ -1,0 +1,83 @@
+"""The web UI's routes: login and logout, the sources list, and (from the modules it includes)
+the source forms, the source page and the table page.
+
+Every page needs a login (an API token, ``rosetta token create NAME``); every POST needs the
+session's CSRF token. See :mod:`rosetta.web.auth` and :mod:`rosetta.web.session`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rosetta import tokens
+from rosetta.store import repository
+from rosetta.store.repository import q
+from rosetta.web import session, source_forms, source_page, table_page
+from rosetta.web.auth import PageRoute, public, safe_next, token_active
+from rosetta.web.common import Store
+from rosetta.web.render import current, redirect, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+@router.get("/login")
+@public
+def login_page(request: Request, next_: Annotated[str, Query(alias="next")] = "/") -> Response:
+    sess = current(request)
+    if sess is not None and sess.logged_in and token_active(request, sess):
+        return redirect(request, safe_next(next_))
+    anonymous = sess if sess is not None and not sess.logged_in else session.new()
+    request.state.session = anonymous
+    response = render(request, "login.html", next=safe_next(next_), error=None)
+    if anonymous is not sess:
+        session.save(request, response, anonymous)
+    return response
+
+
+@router.post("/login")
+@public
+def login(
+    request: Request,
+    conn: Store,
+    token: Annotated[str, Form()] = "",
+    next_: Annotated[str, Form(alias="next")] = "/",
+) -> Response:
+    name = tokens.verify_token(conn, token.strip()) if token.strip() else None
+    row = conn.execute(q("token_by_name"), {"name": name}).fetchone() if name else None
+    conn.commit()
+    if row is None:
+        return render(
+            request, "login.html", status_code=401, next=safe_next(next_), error="Invalid token"
+        )
+    response = redirect(request, safe_next(next_))
+    session.save(request, response, session.new(str(row[1]), int(row[0])))
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    response = redirect(request, "/login", [("info", "You are logged out.")])
+    session.clear(request, response)
+    return response
+
+
+@router.get("/")
+def sources_list(request: Request, conn: Store) -> Response:
+    all_sources = repository.list_sources(conn)
+    heartbeat = repository.latest_heartbeat(conn)
+    return render(
+        request,
+        "sources.html",
+        crumbs=[("Sources", None)],
+        sources=all_sources,
+        heartbeat=heartbeat,
+    )
+
+
+router.include_router(source_forms.router)
+router.include_router(source_page.router)
+router.include_router(table_page.router)

@@ -1,0 +1,294 @@
+"""Adding, editing, testing and deleting a source.
+
+The password is write-only: it is never put back into a form or shown on any page. Editing a
+source with the password left blank keeps the stored one, except when the host or port changes:
+then the password must be typed again, so a stored password is only ever sent to the server it
+was saved for (by a Test or by the syncs after a Save).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Form
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from rosetta import sources
+from rosetta.catalog.reader import ConnectionParams, first_line
+from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError
+from rosetta.store import repository
+from rosetta.store.repository import Source
+from rosetta.web import common
+from rosetta.web.auth import PageRoute
+from rosetta.web.common import Store
+from rosetta.web.render import redirect, render
+
+router = APIRouter(route_class=PageRoute)
+
+SSL_MODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+FETCH_HEADER = "x-rosetta-fetch"
+
+
+class SourceFormData(BaseModel):
+    """The fields of the source form, as posted (all text; parsed by :meth:`to_input`)."""
+
+    name: str = ""
+    host: str = ""
+    port: str = "5432"
+    database: str = ""
+    username: str = ""
+    password: str = ""
+    publication_name: str = "rosetta_publication"
+    replication_name: str = ""
+    sslmode: str = ""
+    action: str = "save"
+
+    @classmethod
+    def of(cls, source: Source) -> SourceFormData:
+        return cls(
+            name=source.name,
+            host=source.host,
+            port=str(source.port),
+            database=source.database,
+            username=source.username,
+            publication_name=source.publication_name,
+            replication_name=source.replication_name or "",
+            sslmode=str((source.connect_options or {}).get("sslmode", "")),
+        )
+
+    def shown(self) -> dict[str, str]:
+        """The values to put back into the form: everything but the password."""
+        return self.model_dump(exclude={"password", "action"})
+
+    def to_input(self, options: dict[str, str]) -> sources.SourceInput:
+        """The source these fields describe; raises InvalidInputError naming the bad field."""
+        for field, label in (("host", "host"), ("database", "database"), ("username", "user")):
+            if not getattr(self, field).strip():
+                raise InvalidInputError(f"the {label} is required")
+        try:
+            port = int(self.port.strip())
+        except ValueError:
+            raise InvalidInputError("the port must be a number") from None
+        if not 1 <= port <= 65535:
+            raise InvalidInputError("the port must be between 1 and 65535")
+        if self.sslmode not in SSL_MODES:
+            raise InvalidInputError(f"invalid SSL mode: use one of {', '.join(SSL_MODES[1:])}")
+        opts = {k: v for k, v in options.items() if k != "sslmode"}
+        if self.sslmode:
+            opts["sslmode"] = self.sslmode
+        params = ConnectionParams(
+            self.host.strip(),
+            port,
+            self.database.strip(),
+            self.username.strip(),
+            self.password or None,
+            opts,
+        )
+        sources.validate_identifier(self.publication_name.strip(), "publication name")
+        slot = self.replication_name.strip() or None
+        if slot is not None:
+            sources.validate_identifier(slot, "replication slot name")
+        return sources.SourceInput(self.name.strip(), params, self.publication_name.strip(), slot)
+
+
+SourceForm = Annotated[SourceFormData, Form()]
+
+
+@dataclass
+class TestResult:
+    ok: bool
+    title: str
+    lines: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "title": self.title, "lines": self.lines}
+
+
+def _test_connection(request: Request, data: sources.SourceInput) -> TestResult:
+    p = data.params
+    try:
+        snap = sources.check_connection(
+            p, data.publication_name, data.replication_name, common.timeout(request)
+        )
+    except RosettaError as exc:
+        return TestResult(False, "Connection failed", [exc.message])
+    except psycopg.Error as exc:
+        return TestResult(False, "Connection failed", [first_line(exc)])
+    lines = []
+    if snap.wal_level == "logical":
+        lines.append("wal_level is logical")
+    else:
+        lines.append(f"wal_level is {snap.wal_level}: logical replication needs logical")
+    pub = data.publication_name
+    lines.append(
+        f"publication {pub!r} exists"
+        if snap.publication_exists
+        else f"publication {pub!r} does not exist yet (create it from the source page)"
+    )
+    if data.replication_name:
+        slot = data.replication_name
+        lines.append(
+            f"replication slot {slot!r} exists"
+            if snap.slot_exists
+            else f"replication slot {slot!r} does not exist yet"
+        )
+    return TestResult(True, f"Connected to {p.host}:{p.port}/{p.database} as {p.username}", lines)
+
+
+def _form_page(
+    request: Request,
+    form: SourceFormData,
+    *,
+    source: Source | None,
+    error: str | None = None,
+    test: TestResult | None = None,
+    status_code: int = 200,
+) -> Response:
+    if source is None:
+        crumbs = [("Sources", "/"), ("New source", None)]
+    else:
+        crumbs = [("Sources", "/"), (source.name, f"/sources/{source.id}"), ("Edit", None)]
+    return render(
+        request,
+        "source_form.html",
+        status_code=status_code,
+        crumbs=crumbs,
+        source=source,
+        form=form.shown(),
+        ssl_modes=SSL_MODES,
+        error=error,
+        test=test,
+        has_password=bool(source and source.password_encrypted),
+    )
+
+
+def _tested(
+    request: Request, form: SourceFormData, data: sources.SourceInput, source: Source | None
+) -> Response:
+    result = _test_connection(request, data)
+    if request.headers.get(FETCH_HEADER):
+        return JSONResponse(result.to_json())
+    return _form_page(request, form, source=source, test=result)
+
+
+def _invalid(
+    request: Request, form: SourceFormData, source: Source | None, exc: RosettaError
+) -> Response:
+    if request.headers.get(FETCH_HEADER):
+        return JSONResponse(
+            TestResult(False, "Cannot test", [exc.message]).to_json(), status_code=422
+        )
+    return _form_page(request, form, source=source, error=exc.message, status_code=exc.http_status)
+
+
+@router.get("/sources/new")
+def new_source_page(request: Request) -> Response:
+    return _form_page(request, SourceFormData(), source=None)
+
+
+@router.post("/sources/new")
+def create_source(request: Request, conn: Store, form: SourceForm) -> Response:
+    try:
+        data = form.to_input({})
+        if form.action == "test":
+            return _tested(request, form, data, None)
+        source = sources.add_source(conn, common.box(request), data)
+    except RosettaError as exc:
+        common.idle(conn)
+        return _invalid(request, form, None, exc)
+    summary = common.run_sync(request, conn, source.id)
+    return redirect(
+        request,
+        f"/sources/{source.id}",
+        common.sync_messages(summary, f"Source {source.name} added."),
+        common.summary_payload(summary),
+    )
+
+
+def _source_or_404(request: Request, conn: Any, source_id: int) -> Source | Response:
+    try:
+        return repository.source_by_id(conn, source_id)
+    except SourceNotFoundError:
+        return not_found(request, f"There is no source with id {source_id}.")
+
+
+def not_found(request: Request, message: str) -> Response:
+    return render(
+        request,
+        "error.html",
+        status_code=404,
+        title="Not found",
+        message=message,
+        crumbs=[("Sources", "/"), ("Not found", None)],
+    )
+
+
+@router.get("/sources/{source_id:int}/edit")
+def edit_source_page(request: Request, conn: Store, source_id: int) -> Response:
+    source = _source_or_404(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    return _form_page(request, SourceFormData.of(source), source=source)
+
+
+@router.post("/sources/{source_id:int}/edit")
+def update_source(request: Request, conn: Store, source_id: int, form: SourceForm) -> Response:
+    source = _source_or_404(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    try:
+        data = form.to_input(dict(source.connect_options or {}))
+        moved = (data.params.host, data.params.port) != (source.host, source.port)
+        if data.params.password is None and source.password_encrypted and moved:
+            raise InvalidInputError(
+                "enter the password again: the host or port changed, and the stored password "
+                "is only sent to the server it was saved for"
+            )
+        if form.action == "test":
+            if data.params.password is None and source.password_encrypted:
+                stored = common.params_of(request, source).password
+                data = replace(data, params=replace(data.params, password=stored))
+            return _tested(request, form, data, source)
+        updated = sources.update_source(conn, common.box(request), source, data)
+    except RosettaError as exc:
+        common.idle(conn)
+        return _invalid(request, form, source, exc)
+    summary = common.run_sync(request, conn, updated.id)
+    return redirect(
+        request,
+        f"/sources/{updated.id}",
+        common.sync_messages(summary, f"Source {updated.name} saved."),
+        common.summary_payload(summary),
+    )
+
+
+@router.get("/sources/{source_id:int}/delete")
+def delete_source_page(request: Request, conn: Store, source_id: int) -> Response:
+    source = _source_or_404(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    return render(
+        request,
+        "confirm.html",
+        crumbs=[("Sources", "/"), (source.name, f"/sources/{source.id}"), ("Delete", None)],
+        title=f"Delete source {source.name}?",
+        message="Rosetta forgets this source, every table it tracks and their whole version "
+        "history. The source database itself is not touched.",
+        action=f"/sources/{source.id}/delete",
+        button="Delete source",
+        cancel=f"/sources/{source.id}",
+    )
+
+
+@router.post("/sources/{source_id:int}/delete")
+def delete_source(request: Request, conn: Store, source_id: int) -> Response:
+    source = _source_or_404(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    repository.delete_source(conn, source.id)
+    conn.commit()
+    return redirect(request, "/", [("ok", f"Source {source.name} deleted.")])

@@ -1,0 +1,386 @@
+"""The source page: its connection, publication and slot, its tables, and the actions on them.
+
+Every action on the publication (create, drop, add or remove a table) is followed by a sync, so
+the registry shows its effect at once; Refresh is that sync alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import psycopg
+from fastapi import APIRouter, Form, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rosetta import publications, registry, sources
+from rosetta.catalog.reader import CatalogSnapshot, first_line
+from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError, TableNotFoundError
+from rosetta.schema.model import display_name
+from rosetta.store import repository
+from rosetta.store.repository import Conn, Source
+from rosetta.web import common
+from rosetta.web.auth import PageRoute
+from rosetta.web.common import Store
+from rosetta.web.render import redirect, render
+from rosetta.web.source_forms import not_found
+
+router = APIRouter(route_class=PageRoute)
+
+TABLES_PER_PAGE = 50
+AVAILABLE_PER_PAGE = 100
+STATUS_FILTERS = (
+    ("", "All statuses"),
+    ("tracked", "Tracked"),
+    ("healed", "Healed"),
+    ("removed", "Removed"),
+    ("error", "Error"),
+    ("no_select", "No SELECT grant"),
+)
+
+
+def _load(request: Request, conn: Conn, source_id: int) -> Source | Response:
+    try:
+        return repository.source_by_id(conn, source_id)
+    except SourceNotFoundError:
+        return not_found(request, f"There is no source with id {source_id}.")
+
+
+def _live_state(request: Request, source: Source) -> tuple[CatalogSnapshot | None, str | None]:
+    """The source's publication and slot as they are now, or why they cannot be read."""
+    try:
+        params = common.params_of(request, source)
+        snap = sources.check_connection(
+            params, source.publication_name, source.replication_name, common.quick_timeout(request)
+        )
+    except RosettaError as exc:
+        return None, exc.message
+    except psycopg.Error as exc:
+        return None, first_line(exc)
+    return snap, None
+
+
+def _page_number(page: int, total: int, per_page: int) -> tuple[int, int]:
+    pages = max(1, math.ceil(total / per_page))
+    return min(max(1, page), pages), pages
+
+
+def _link(source_id: int, **query: Any) -> str:
+    kept = {k: v for k, v in query.items() if v not in (None, "", 1) or k == "tab"}
+    if kept.get("tab") == "tables":
+        del kept["tab"]
+    return f"/sources/{source_id}" + (f"?{urlencode(kept)}" if kept else "")
+
+
+@router.get("/sources/{source_id:int}")
+def source_detail(
+    request: Request,
+    conn: Store,
+    source_id: int,
+    tab: str = "tables",
+    q: Annotated[str, Query(max_length=200)] = "",
+    status: str = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    source = _load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    if status not in registry.STATUSES:
+        status = ""
+    tab = "available" if tab == "available" else "tables"
+    counts = registry.status_counts(conn, source.id)
+    context: dict[str, Any] = {
+        "source": source,
+        "crumbs": [("Sources", "/"), (source.name, None)],
+        "tab": tab,
+        "q": q,
+        "status": status,
+        "status_filters": STATUS_FILTERS,
+        "counts": counts,
+        "tracked_total": sum(n for s, n in counts.items() if s != "removed"),
+    }
+    state, state_error = _live_state(request, source)
+    context.update(state=state, state_error=state_error)
+    if tab == "tables":
+        result = _tables(conn, source.id, q, status, page)
+        page, pages = _page_number(page, result.total, TABLES_PER_PAGE)
+        if not result.items and result.total:  # past the last page: show the last one
+            result = _tables(conn, source.id, q, status, page)
+        context.update(tables=result, page=page, pages=pages, per_page=TABLES_PER_PAGE)
+    else:
+        available, available_error = _available(request, source, state)
+        needle = q.lower()
+        matching = [t for t in available if needle in f"{t[0]}.{t[1]}".lower()]
+        page, pages = _page_number(page, len(matching), AVAILABLE_PER_PAGE)
+        start = (page - 1) * AVAILABLE_PER_PAGE
+        context.update(
+            available=[
+                {
+                    "name": display_name(s, t),
+                    "value": json.dumps([s, t]),
+                }
+                for s, t in matching[start : start + AVAILABLE_PER_PAGE]
+            ],
+            available_total=len(matching),
+            available_error=available_error,
+            page=page,
+            pages=pages,
+            per_page=AVAILABLE_PER_PAGE,
+        )
+    context["page_link"] = lambda n: _link(source.id, tab=tab, q=q, status=status, page=n)
+    return render(request, "source.html", **context)
+
+
+def _tables(conn: Conn, source_id: int, q: str, status: str, page: int) -> registry.TablesPage:
+    return registry.tables_page(
+        conn,
+        source_id,
+        name=q or None,
+        status=status or None,
+        limit=TABLES_PER_PAGE,
+        offset=(page - 1) * TABLES_PER_PAGE,
+    )
+
+
+def _available(
+    request: Request, source: Source, state: CatalogSnapshot | None
+) -> tuple[list[tuple[str, str]], str | None]:
+    if state is None:
+        return [], None
+    try:
+        params = common.params_of(request, source)
+        found = publications.available_tables(
+            params, source.publication_name, common.timeout(request)
+        )
+    except RosettaError as exc:
+        return [], exc.message
+    return found, None
+
+
+def _act(
+    request: Request, conn: Conn, source_id: int, action: Any, done: str, back: str = ""
+) -> Response:
+    """Run ``action(params, source)`` on the source, then a sync; report both in a flash."""
+    source = _load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    target = f"/sources/{source.id}{back}"
+    try:
+        action(common.params_of(request, source), source)
+    except RosettaError as exc:
+        return redirect(request, target, [("error", exc.message)])
+    summary = common.run_sync(request, conn, source.id)
+    return redirect(
+        request, target, common.sync_messages(summary, done), common.summary_payload(summary)
+    )
+
+
+@router.post("/sources/{source_id:int}/refresh")
+def refresh(request: Request, conn: Store, source_id: int) -> Response:
+    source = _load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    summary = common.run_sync(request, conn, source.id)
+    return redirect(
+        request,
+        f"/sources/{source.id}",
+        common.sync_messages(summary),
+        common.summary_payload(summary),
+    )
+
+
+@router.post("/sources/{source_id:int}/publication/create")
+def create_publication(request: Request, conn: Store, source_id: int) -> Response:
+    return _act(
+        request,
+        conn,
+        source_id,
+        lambda params, source: publications.create_publication(
+            params, source.publication_name, [], common.timeout(request)
+        ),
+        "Publication created. Add tables to it from the Available tables tab.",
+    )
+
+
+@router.post("/sources/{source_id:int}/slot/create")
+def create_slot(request: Request, conn: Store, source_id: int) -> Response:
+    def action(params: Any, source: Source) -> None:
+        if not source.replication_name:
+            raise InvalidInputError("this source has no replication slot name: edit it first")
+        publications.create_slot(params, source.replication_name, common.timeout(request))
+
+    return _act(request, conn, source_id, action, "Replication slot created.")
+
+
+def _confirm(
+    request: Request, source: Source, title: str, message: str, action: str, button: str
+) -> Response:
+    return render(
+        request,
+        "confirm.html",
+        crumbs=[("Sources", "/"), (source.name, f"/sources/{source.id}"), (button, None)],
+        title=title,
+        message=message,
+        action=action,
+        button=button,
+        cancel=f"/sources/{source.id}",
+    )
+
+
+@router.get("/sources/{source_id:int}/publication/drop")
+def drop_publication_page(request: Request, conn: Store, source_id: int) -> Response:
+    source = _load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    return _confirm(
+        request,
+        source,
+        f"Drop publication {source.publication_name}?",
+        "DROP PUBLICATION runs on the source database. Subscribers of this publication stop "
+        "receiving changes. Rosetta keeps the tables it tracked and their history.",
+        f"/sources/{source.id}/publication/drop",
+        "Drop publication",
+    )
+
+
+@router.post("/sources/{source_id:int}/publication/drop")
+def drop_publication(request: Request, conn: Store, source_id: int) -> Response:
+    return _act(
+        request,
+        conn,
+        source_id,
+        lambda params, source: publications.drop_publication(
+            params, source.publication_name, common.timeout(request)
+        ),
+        "Publication dropped.",
+    )
+
+
+@router.get("/sources/{source_id:int}/slot/drop")
+def drop_slot_page(request: Request, conn: Store, source_id: int) -> Response:
+    source = _load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    return _confirm(
+        request,
+        source,
+        f"Drop replication slot {source.replication_name or ''}?",
+        "pg_drop_replication_slot runs on the source database. A consumer reading from this "
+        "slot loses its position: changes made until it is recreated are not replayed to it.",
+        f"/sources/{source.id}/slot/drop",
+        "Drop slot",
+    )
+
+
+@router.post("/sources/{source_id:int}/slot/drop")
+def drop_slot(request: Request, conn: Store, source_id: int) -> Response:
+    def action(params: Any, source: Source) -> None:
+        if not source.replication_name:
+            raise InvalidInputError("this source has no replication slot name")
+        publications.drop_slot(params, source.replication_name, common.timeout(request))
+
+    return _act(request, conn, source_id, action, "Replication slot dropped.")
+
+
+def _table_names(values: list[str]) -> list[tuple[str, str]]:
+    names: list[tuple[str, str]] = []
+    for value in values:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            continue
+        if (
+            isinstance(parsed, list)
+            and len(parsed) == 2
+            and all(isinstance(p, str) and p for p in parsed)
+        ):
+            names.append((parsed[0], parsed[1]))
+    return names
+
+
+@router.post("/sources/{source_id:int}/publication/add")
+def add_tables(
+    request: Request,
+    conn: Store,
+    source_id: int,
+    tables: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    names = _table_names(tables or [])
+    if not names:
+        return redirect(
+            request,
+            f"/sources/{source_id}?tab=available",
+            [("error", "Select at least one table to add.")],
+        )
+
+    def action(params: Any, source: Source) -> None:
+        for name in names:
+            publications.add_table(params, source.publication_name, name, common.timeout(request))
+
+    shown = ", ".join(display_name(*n) for n in names[:5])
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return _act(
+        request,
+        conn,
+        source_id,
+        action,
+        f"Added {shown}{more} to the publication.",
+        "?tab=available",
+    )
+
+
+def _tracked_table(
+    request: Request, conn: Conn, source: Source, table_id: int
+) -> dict[str, Any] | Response:
+    try:
+        row = repository.table_by_id(conn, table_id)
+    except TableNotFoundError:
+        row = None
+    if row is None or row["source_id"] != source.id:
+        return not_found(request, f"Source {source.name} has no table with id {table_id}.")
+    return row
+
+
+@router.get("/sources/{source_id:int}/tables/{table_id:int}/remove")
+def remove_table_page(request: Request, conn: Store, source_id: int, table_id: int) -> Response:
+    source = _load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    row = _tracked_table(request, conn, source, table_id)
+    if isinstance(row, Response):
+        return row
+    name = display_name(row["schema_name"], row["table_name"])
+    return _confirm(
+        request,
+        source,
+        f"Remove {name} from publication {source.publication_name}?",
+        "ALTER PUBLICATION ... DROP TABLE runs on the source database: subscribers stop "
+        "receiving this table's changes. Rosetta marks the table removed and keeps its history.",
+        f"/sources/{source.id}/tables/{table_id}/remove",
+        "Remove table",
+    )
+
+
+@router.post("/sources/{source_id:int}/tables/{table_id:int}/remove")
+def remove_table(request: Request, conn: Store, source_id: int, table_id: int) -> Response:
+    source = _load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    row = _tracked_table(request, conn, source, table_id)
+    if isinstance(row, Response):
+        return row
+    table = (str(row["schema_name"]), str(row["table_name"]))
+
+    def action(params: Any, src: Source) -> None:
+        publications.remove_table(params, src.publication_name, table, common.timeout(request))
+
+    return _act(
+        request,
+        conn,
+        source_id,
+        action,
+        f"Removed {display_name(*table)} from the publication.",
+    )

@@ -1,0 +1,167 @@
+"""The table page: its columns at any version, its version timeline, and the diff of two
+versions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rosetta import registry
+from rosetta.errors import TableNotFoundError
+from rosetta.schema import diff as d
+from rosetta.schema.model import Column
+from rosetta.store import repository
+from rosetta.web.auth import PageRoute
+from rosetta.web.common import Store
+from rosetta.web.render import render
+from rosetta.web.source_forms import not_found
+
+router = APIRouter(route_class=PageRoute)
+
+KIND_CLASS = {
+    d.NEW_COLUMN: "add",
+    d.DROP_COLUMN: "drop",
+    d.RENAME_COLUMN: "rename",
+    d.CHANGES_TYPE: "type",
+    d.CHANGES_NULLABLE: "nullable",
+    d.CHANGES_DEFAULT: "default",
+    d.CHANGES_PRIMARY_KEY: "pk",
+}
+KIND_LABEL = {
+    d.NEW_COLUMN: "added",
+    d.DROP_COLUMN: "dropped",
+    d.RENAME_COLUMN: "renamed",
+    d.CHANGES_TYPE: "type",
+    d.CHANGES_NULLABLE: "nullable",
+    d.CHANGES_DEFAULT: "default",
+    d.CHANGES_PRIMARY_KEY: "primary key",
+}
+TABLE_KINDS = {"r": "table", "p": "partitioned table", "f": "foreign table"}
+REPLICA_IDENTITY = {"d": "default (primary key)", "f": "full", "i": "index", "n": "nothing"}
+Version = Annotated[int | None, Query(ge=0, le=10_000_000)]
+
+
+def default_text(col: Column) -> str | None:
+    if col.generated:
+        return f"GENERATED ALWAYS AS ({col.column_default}) STORED"
+    if col.identity:
+        return f"GENERATED {col.identity} AS IDENTITY"
+    return col.column_default
+
+
+def column_text(raw: Any) -> str:
+    """A whole column on one line, for an added or dropped one."""
+    if not isinstance(raw, dict):
+        return ""
+    col = Column.from_json(str(raw.get("column_name", "")), raw)
+    parts = [col.full_type, "NULL" if col.is_nullable else "NOT NULL"]
+    default = default_text(col)
+    if default:
+        parts.append(f"DEFAULT {default}")
+    if col.is_primary_key:
+        parts.append("PRIMARY KEY")
+    return " ".join(parts)
+
+
+def value_text(kind: str, value: Any) -> str:
+    if kind in (d.NEW_COLUMN, d.DROP_COLUMN):
+        return column_text(value)
+    if kind == d.CHANGES_NULLABLE:
+        return "NULL" if value else "NOT NULL"
+    if kind == d.CHANGES_PRIMARY_KEY:
+        return "in primary key" if value else "not in primary key"
+    if kind == d.CHANGES_DEFAULT:
+        return str(value) if value is not None else "no default"
+    return "" if value is None else str(value)
+
+
+def described(changes: list[d.Change]) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": c.kind,
+            "label": KIND_LABEL.get(c.kind, c.kind.lower()),
+            "css": KIND_CLASS.get(c.kind, "other"),
+            "column": c.column,
+            "before": value_text(c.kind, c.before),
+            "after": value_text(c.kind, c.after),
+            "breaking": c.breaking,
+        }
+        for c in changes
+    ]
+
+
+def _before(numbers: list[int], number: int) -> int:
+    """The version before ``number`` (0 when it is the first)."""
+    earlier = [n for n in numbers if n < number]
+    return earlier[-1] if earlier else 0
+
+
+@router.get("/tables/{table_id:int}")
+def table_detail(
+    request: Request,
+    conn: Store,
+    table_id: int,
+    v: Version = None,
+    from_: Annotated[int | None, Query(alias="from", ge=0, le=10_000_000)] = None,
+    to: Version = None,
+) -> Response:
+    try:
+        row = registry.table(conn, table_id)
+    except TableNotFoundError:
+        return not_found(request, f"There is no table with id {table_id}.")
+    source = repository.source_by_id(conn, row["source_id"])
+    versions: list[dict[str, Any]] = row["versions"]
+    numbers = [int(ver["version_schema"]) for ver in versions]
+    latest: int | None = row["version"]
+
+    shown = v if v in numbers else latest
+    marks: dict[str, list[dict[str, Any]]] = {}
+    shown_row: dict[str, Any] | None = None
+    if shown is not None:
+        shown_row = registry.version(conn, table_id, shown)
+        columns: list[Column] = shown_row["columns"]
+        if shown != numbers[0]:
+            for change in described(
+                registry.diff_versions(conn, table_id, _before(numbers, shown), shown)
+            ):
+                marks.setdefault(change["column"], []).append(change)
+    else:
+        columns = row["columns"]
+
+    diff_to = diff_from = None
+    changes: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    if latest is not None:
+        diff_to = to if to in numbers else latest
+        diff_from = from_ if from_ is not None and (from_ in numbers or from_ == 0) else None
+        if diff_from is None:
+            diff_from = _before(numbers, diff_to)
+        changes = described(registry.diff_versions(conn, table_id, diff_from, diff_to))
+        dropped = [m for ms in marks.values() for m in ms if m["css"] == "drop"]
+
+    return render(
+        request,
+        "table.html",
+        crumbs=[("Sources", "/"), (source.name, f"/sources/{source.id}"), (row["name"], None)],
+        source=source,
+        table=row,
+        table_kind=TABLE_KINDS.get(row.get("table_kind") or "", row.get("table_kind") or "—"),
+        replica_identity=REPLICA_IDENTITY.get(
+            row.get("replica_identity") or "", row.get("replica_identity") or "—"
+        ),
+        versions=list(reversed(versions)),
+        numbers=numbers,
+        shown=shown,
+        shown_row=shown_row,
+        columns=columns,
+        default_text=default_text,
+        marks=marks,
+        dropped=dropped,
+        diff_from=diff_from,
+        diff_to=diff_to,
+        changes=changes,
+        kind_class=KIND_CLASS,
+    )
