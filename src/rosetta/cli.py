@@ -995,7 +995,7 @@ def doctor(
         counts = diag.counts()
         extra = f" ({hidden} passing table checks hidden; -v shows them)" if hidden else ""
         typer.echo(
-            f"{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed{extra}"
+            f"{counts['PASS']} passed, {counts['WARN']} warning(s), {counts['FAIL']} failed{extra}"
         )
     if diag.failed:
         raise typer.Exit(1)

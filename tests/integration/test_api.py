@@ -7,13 +7,13 @@ Fixtures here (``app``, ``client``, ``token``, ``api``, ``add_source``) are shar
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from psycopg import sql
 
 from rosetta import sources, tokens
@@ -24,12 +24,6 @@ from rosetta.errors import SourceNotFoundError
 from rosetta.monitor import Monitor
 from rosetta.pg.server import PostgresServer, free_port
 from tests.conftest import TEST_KEY, SourceDb
-
-with warnings.catch_warnings():
-    # Starlette's TestClient wants httpx2 and warns when it falls back to httpx; the client's
-    # behaviour is the same either way (install httpx2 and this filter has nothing to do).
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 
 class Recorder:
