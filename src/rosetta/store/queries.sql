@@ -164,9 +164,10 @@ WHERE monitor_id = %(monitor_id)s
 SELECT * FROM monitor_heartbeats ORDER BY last_cycle_started_at DESC NULLS LAST LIMIT 1
 
 -- name: tables_page
--- One page of a source's tables, filtered by name and status, with each table's version.
+-- One page of a source's tables, filtered by name and status, with each table's version. The
+-- page is chosen on narrow rows (no schema JSON to sort), then the page's rows are read.
 WITH page AS (
-    SELECT t.*
+    SELECT t.id, t.schema_name, t.table_name
     FROM table_metadata_list t
     WHERE t.source_id = %(source_id)s
       AND (%(q)s::text IS NULL
@@ -178,16 +179,17 @@ WITH page AS (
     ORDER BY t.schema_name, t.table_name
     LIMIT %(limit)s OFFSET %(offset)s
 )
-SELECT p.id, p.schema_name, p.table_name, p.status, p.last_error, p.has_select_privilege,
-       p.table_kind, p.replica_identity, p.healed_at, p.removed_at, p.created_at, p.updated_at,
-       COALESCE((SELECT count(*) FROM jsonb_object_keys(p.schema_table)), 0) AS column_count,
+SELECT t.id, t.schema_name, t.table_name, t.status, t.last_error, t.has_select_privilege,
+       t.table_kind, t.replica_identity, t.healed_at, t.removed_at, t.created_at, t.updated_at,
+       COALESCE((SELECT count(*) FROM jsonb_object_keys(t.schema_table)), 0) AS column_count,
        h.version_schema AS version, h.changes_type AS last_change_type,
        h.created_at AS last_change_at
 FROM page p
+JOIN table_metadata_list t ON t.id = p.id
 LEFT JOIN LATERAL (
     SELECT version_schema, changes_type, created_at
     FROM history_schema_evolution
-    WHERE table_metadata_list_id = p.id
+    WHERE table_metadata_list_id = t.id
     ORDER BY version_schema DESC
     LIMIT 1
 ) h ON true
