@@ -734,10 +734,20 @@ NoMonitorOpt = Annotated[
     bool,
     typer.Option("--no-monitor", help="Do not run the schema monitor inside the server."),
 ]
+NoWebhooksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-webhooks",
+        help="Do not send webhooks from the server (a `rosetta monitor` elsewhere still can).",
+    ),
+]
 
 
-def _serve(ctx: Context, host: str, port: int, *, with_monitor: bool) -> None:
-    """Run the API and the web UI (and the monitor) until interrupted. Imports the web stack."""
+def _serve(
+    ctx: Context, host: str, port: int, *, with_monitor: bool, with_webhooks: bool = True
+) -> None:
+    """Run the API and the web UI (and the monitor, and the webhook dispatcher) until
+    interrupted. Imports the web stack."""
     import uvicorn
 
     from rosetta.api.app import create_app
@@ -756,7 +766,9 @@ def _serve(ctx: Context, host: str, port: int, *, with_monitor: bool) -> None:
         if with_monitor
         else None
     )
-    web = create_app(ctx.settings, ctx.store_url, box, monitor=monitor)
+    web = create_app(
+        ctx.settings, ctx.store_url, box, monitor=monitor, dispatch_webhooks=with_webhooks
+    )
     uvicorn.run(web, host=host, port=port, log_level=ctx.settings.log_level.lower())
 
 
@@ -765,11 +777,13 @@ def serve(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
     no_monitor: NoMonitorOpt = False,
+    no_webhooks: NoWebhooksOpt = False,
 ) -> None:
-    """Serve the REST API (/api/v1, docs at /docs) and the web UI, with the schema monitor."""
+    """Serve the REST API (/api/v1, docs at /docs, /metrics) and the web UI, with the schema
+    monitor and the webhook dispatcher."""
     ctx = _settings_ctx()
     ctx.logging()
-    _serve(ctx, host, port, with_monitor=not no_monitor)
+    _serve(ctx, host, port, with_monitor=not no_monitor, with_webhooks=not no_webhooks)
 
 
 DEMO_DATABASE = "rosetta_demo"
@@ -815,6 +829,32 @@ CREATE TABLE IF NOT EXISTS shipments (
     delivered_at timestamptz
 );
 """
+
+
+def _psql_command(ctx: Context, url: str) -> str:
+    """A psql command for the demo database that does not show its password: the embedded
+    store's password goes to a pgpass file beside it (mode 0600)."""
+    import os
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    parts = conninfo_to_dict(url)
+    password = parts.pop("password", None)
+    shown = make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
+    if password is None:
+        return f'psql "{shown}"'
+    if ctx.settings.database_url is not None:
+        return f'psql "{shown}"'  # psql asks for the password
+
+    def field(value: object) -> str:
+        return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+    pgpass = ctx.settings.data_dir.resolve() / "pgpass"
+    fields = (parts.get("host"), parts.get("port"), "*", parts.get("user"), password)
+    fd = os.open(pgpass, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(":".join("*" if f == "*" else field(f) for f in fields) + "\n")
+    return f'PGPASSFILE={pgpass} psql "{shown}"'
 
 
 def _demo_database(store_url: str) -> tuple[str, bool]:
@@ -931,12 +971,12 @@ database {DEMO_DATABASE}.
 Try it: {what}, then wait for the monitor (up to {ctx.settings.monitor_interval:g} s) or
 press Refresh on the source's page:
 
-  psql "{demo_url}" -c '{statement}'
+  {_psql_command(ctx, demo_url)} -c '{statement}'
 
 Press Ctrl+C to stop.
 """
     )
-    _serve(ctx, host, port, with_monitor=True)
+    _serve(ctx, host, port, with_monitor=True, with_webhooks=True)
 
 
 @app.command()

@@ -234,6 +234,7 @@ def demo_db(pg: Any) -> Iterator[None]:
 def test_demo(env: dict[str, str], servers: list[Server], tmp_path: Path, demo_db: None) -> None:
     """`rosetta demo` makes a demo source, a token and a command to try, then serves."""
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict
 
     server = Server(env, tmp_path / "demo.out", command="demo")
     servers.append(server)
@@ -253,7 +254,10 @@ def test_demo(env: dict[str, str], servers: list[Server], tmp_path: Path, demo_d
     status, available = request(f"{server.base}/api/v1/sources/{source_id}/available-tables", token)
     assert {t["name"] for t in available} == {"order_items", "shipments"}
 
-    with psycopg.connect(command.group(1), autocommit=True) as conn:
+    # The printed command never shows the password; psql asks for it (here: the store's).
+    password = conninfo_to_dict(env["ROSETTA_DATABASE_URL"])["password"]
+    assert password not in output
+    with psycopg.connect(command.group(1), password=password, autocommit=True) as conn:
         conn.execute(command.group(2).encode())
     status, summary = request(f"{server.base}/api/v1/sources/{source_id}/refresh", token, "POST")
     assert status == 200 and summary["added"] == ["shipments"], summary

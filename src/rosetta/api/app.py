@@ -1,7 +1,8 @@
 """The app factory: the REST API under ``/api/v1``, the web UI, and their shared state.
 
 Nothing is made at import time: :func:`create_app` gets the settings, the store's URL and the key,
-and the lifespan opens the store's connection pool (and runs the monitor, when given one).
+and the lifespan opens the store's connection pool and runs, when asked, the monitor and the
+webhook dispatcher in background threads.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError
 from rosetta.monitor import Monitor
+from rosetta.webhooks import Dispatcher
 
 log = logging.getLogger("rosetta.api")
 
@@ -38,9 +40,15 @@ MONITOR_STOP_WAIT = 15.0
 
 
 def create_app(
-    settings: Settings, store_url: str, box: SecretBox, *, monitor: Monitor | None = None
+    settings: Settings,
+    store_url: str,
+    box: SecretBox,
+    *,
+    monitor: Monitor | None = None,
+    dispatch_webhooks: bool = False,
 ) -> FastAPI:
-    """The Rosetta web app. With ``monitor``, it runs in a background thread while the app runs."""
+    """The Rosetta web app. With ``monitor``, it runs in a background thread while the app runs;
+    with ``dispatch_webhooks``, so does a webhook :class:`Dispatcher` sending the outbox."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,12 +73,22 @@ def create_app(
             )
             thread.start()
         app.state.monitor_thread = thread
+        dispatcher: Dispatcher | None = None
+        if dispatch_webhooks:
+            dispatcher = Dispatcher(store_url, box, base_delay=settings.webhook_retry_base_seconds)
+            dispatcher.start()
+        app.state.dispatcher = dispatcher
         try:
             yield
         finally:
             stop.set()
+            if dispatcher is not None:
+                dispatcher.stop_event.set()  # both stop at once, then each is waited for
             if thread is not None:
                 thread.join(MONITOR_STOP_WAIT)
+            if dispatcher is not None:
+                dispatcher.stop(MONITOR_STOP_WAIT)
+            app.state.dispatcher = None
             pool.close()
             app.state.pool = None
 
@@ -89,14 +107,16 @@ def create_app(
     app.state.session_secret = runtime.session_secret(settings)
     app.state.pool = None
     app.state.monitor_thread = None
+    app.state.dispatcher = None
     app.state.store_migrated = False
 
     _install_error_handlers(app)
 
-    from rosetta.api.routes import health, publication, sources, tables
+    from rosetta.api.routes import doctor, health, metrics, publication, sources, tables, webhooks
 
-    for module in (health, sources, tables, publication):
+    for module in (health, sources, tables, publication, doctor, webhooks):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(metrics.router)
 
     try:
         pages = importlib.import_module("rosetta.web.pages")

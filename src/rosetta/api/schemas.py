@@ -291,3 +291,67 @@ class HealthOut(BaseModel):
     last_heartbeat: MonitorOut | None = Field(
         default=None, description="The latest cycle of any monitor sharing the store."
     )
+
+
+class CheckOut(BaseModel):
+    name: str
+    status: str = Field(description="PASS, WARN or FAIL")
+    detail: str
+    fix: str | None = Field(default=None, description="The fix in one line, unless it passed.")
+    subject: str = Field(
+        default="", description="'' for the store and monitor, the source, or 'source/table'."
+    )
+
+
+class DiagnosisOut(BaseModel):
+    ok: bool = Field(description="No check failed.")
+    counts: dict[str, int]
+    checks: list[CheckOut]
+
+
+class WebhookCreate(_Strict):
+    url: str = Field(min_length=1, max_length=2000, description="http:// or https://")
+    secret: SecretStr | None = Field(
+        default=None, description="Signs each body (HMAC-SHA256); write-only, never returned."
+    )
+    events: list[str] | None = Field(
+        default=None,
+        description="Any of schema.changed, table.added, table.removed, table.healed; "
+        "omitted or empty: all of them.",
+    )
+
+
+class WebhookOut(BaseModel):
+    id: int
+    source_id: int
+    source: str
+    url: str
+    events: list[str]
+    enabled: bool
+    signed: bool = Field(description="A secret signs its deliveries (the secret is not shown).")
+    created_at: datetime
+    delivered: int
+    pending: int
+    failed: int
+
+
+class WebhookTestOut(BaseModel):
+    ok: bool = Field(description="The endpoint answered 2xx.")
+    status_code: int | None
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    endpoint_id: int
+    url: str
+    event: str
+    table: str | None
+    version: int | None
+    status: str = Field(description="pending, delivered or failed (given up)")
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    created_at: datetime

@@ -1,5 +1,5 @@
 """The web UI's routes: login and logout, the sources list, and (from the modules it includes)
-the source forms, the source page and the table page.
+the source forms, the source page with its webhooks, the Diagnose page and the table page.
 
 Every page needs a login (an API token, ``rosetta token create NAME``); every POST needs the
 session's CSRF token. See :mod:`rosetta.web.auth` and :mod:`rosetta.web.session`.
@@ -16,7 +16,7 @@ from starlette.responses import Response
 from rosetta import tokens
 from rosetta.store import repository
 from rosetta.store.repository import q
-from rosetta.web import session, source_forms, source_page, table_page
+from rosetta.web import doctor_page, session, source_forms, source_page, table_page, webhook_forms
 from rosetta.web.auth import PageRoute, public, safe_next, token_active
 from rosetta.web.common import Store
 from rosetta.web.render import current, redirect, render
@@ -80,4 +80,6 @@ def sources_list(request: Request, conn: Store) -> Response:
 
 router.include_router(source_forms.router)
 router.include_router(source_page.router)
+router.include_router(webhook_forms.router)
+router.include_router(doctor_page.router)
 router.include_router(table_page.router)

@@ -42,6 +42,11 @@ BADGE_CLASSES = {
     "partial": "warn",
     "failed": "bad",
     "publication_missing": "warn",
+    "PASS": "ok",
+    "WARN": "warn",
+    "FAIL": "bad",
+    "delivered": "ok",
+    "pending": "info",
 }
 
 OUTCOME_LABELS = {

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rosetta import publications, registry, sources
+from rosetta import publications, registry, sources, webhooks
 from rosetta.catalog.reader import CatalogSnapshot, first_line
 from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError, TableNotFoundError
 from rosetta.schema.model import display_name
@@ -30,7 +30,9 @@ from rosetta.web.source_forms import not_found
 
 router = APIRouter(route_class=PageRoute)
 
+TABS = ("tables", "available", "webhooks")
 TABLES_PER_PAGE = 50
+DELIVERIES_SHOWN = 50
 AVAILABLE_PER_PAGE = 100
 STATUS_FILTERS = (
     ("", "All statuses"),
@@ -42,7 +44,8 @@ STATUS_FILTERS = (
 )
 
 
-def _load(request: Request, conn: Conn, source_id: int) -> Source | Response:
+def load(request: Request, conn: Conn, source_id: int) -> Source | Response:
+    """The source, or the 404 page."""
     try:
         return repository.source_by_id(conn, source_id)
     except SourceNotFoundError:
@@ -85,13 +88,30 @@ def source_detail(
     status: str = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    source = _load(request, conn, source_id)
+    source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
+    return render_source(request, conn, source, tab=tab, q=q, status=status, page=page)
+
+
+def render_source(
+    request: Request,
+    conn: Conn,
+    source: Source,
+    *,
+    tab: str = "tables",
+    q: str = "",
+    status: str = "",
+    page: int = 1,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    """The source page on one of its tabs (``extra`` goes to the template, e.g. a form error)."""
     if status not in registry.STATUSES:
         status = ""
-    tab = "available" if tab == "available" else "tables"
+    tab = tab if tab in TABS else "tables"
     counts = registry.status_counts(conn, source.id)
+    endpoints = webhooks.list_endpoints(conn, source.id)
     context: dict[str, Any] = {
         "source": source,
         "crumbs": [("Sources", "/"), (source.name, None)],
@@ -101,10 +121,20 @@ def source_detail(
         "status_filters": STATUS_FILTERS,
         "counts": counts,
         "tracked_total": sum(n for s, n in counts.items() if s != "removed"),
+        "webhook_count": len(endpoints),
     }
     state, state_error = _live_state(request, source)
     context.update(state=state, state_error=state_error)
-    if tab == "tables":
+    if tab == "webhooks":
+        context.update(
+            endpoints=endpoints,
+            deliveries=webhooks.deliveries(conn, source_id=source.id, limit=DELIVERIES_SHOWN),
+            deliveries_shown=DELIVERIES_SHOWN,
+            events=webhooks.EVENTS,
+            webhook_form=extra.pop("webhook_form", None) or {"url": "", "events": webhooks.EVENTS},
+            webhook_error=extra.pop("webhook_error", None),
+        )
+    elif tab == "tables":
         result = _tables(conn, source.id, q, status, page)
         page, pages = _page_number(page, result.total, TABLES_PER_PAGE)
         if not result.items and result.total:  # past the last page: show the last one
@@ -131,7 +161,8 @@ def source_detail(
             per_page=AVAILABLE_PER_PAGE,
         )
     context["page_link"] = lambda n: _link(source.id, tab=tab, q=q, status=status, page=n)
-    return render(request, "source.html", **context)
+    context.update(extra)
+    return render(request, "source.html", status_code=status_code, **context)
 
 
 def _tables(conn: Conn, source_id: int, q: str, status: str, page: int) -> registry.TablesPage:
@@ -164,7 +195,7 @@ def _act(
     request: Request, conn: Conn, source_id: int, action: Any, done: str, back: str = ""
 ) -> Response:
     """Run ``action(params, source)`` on the source, then a sync; report both in a flash."""
-    source = _load(request, conn, source_id)
+    source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
     target = f"/sources/{source.id}{back}"
@@ -180,7 +211,7 @@ def _act(
 
 @router.post("/sources/{source_id:int}/refresh")
 def refresh(request: Request, conn: Store, source_id: int) -> Response:
-    source = _load(request, conn, source_id)
+    source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
     summary = common.run_sync(request, conn, source.id)
@@ -215,9 +246,16 @@ def create_slot(request: Request, conn: Store, source_id: int) -> Response:
     return _act(request, conn, source_id, action, "Replication slot created.")
 
 
-def _confirm(
-    request: Request, source: Source, title: str, message: str, action: str, button: str
+def confirm(
+    request: Request,
+    source: Source,
+    title: str,
+    message: str,
+    action: str,
+    button: str,
+    cancel: str = "",
 ) -> Response:
+    """The page that asks before a destructive POST to ``action`` (Cancel goes back)."""
     return render(
         request,
         "confirm.html",
@@ -226,16 +264,16 @@ def _confirm(
         message=message,
         action=action,
         button=button,
-        cancel=f"/sources/{source.id}",
+        cancel=cancel or f"/sources/{source.id}",
     )
 
 
 @router.get("/sources/{source_id:int}/publication/drop")
 def drop_publication_page(request: Request, conn: Store, source_id: int) -> Response:
-    source = _load(request, conn, source_id)
+    source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
-    return _confirm(
+    return confirm(
         request,
         source,
         f"Drop publication {source.publication_name}?",
@@ -261,10 +299,10 @@ def drop_publication(request: Request, conn: Store, source_id: int) -> Response:
 
 @router.get("/sources/{source_id:int}/slot/drop")
 def drop_slot_page(request: Request, conn: Store, source_id: int) -> Response:
-    source = _load(request, conn, source_id)
+    source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
-    return _confirm(
+    return confirm(
         request,
         source,
         f"Drop replication slot {source.replication_name or ''}?",
@@ -346,14 +384,14 @@ def _tracked_table(
 
 @router.get("/sources/{source_id:int}/tables/{table_id:int}/remove")
 def remove_table_page(request: Request, conn: Store, source_id: int, table_id: int) -> Response:
-    source = _load(request, conn, source_id)
+    source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
     row = _tracked_table(request, conn, source, table_id)
     if isinstance(row, Response):
         return row
     name = display_name(row["schema_name"], row["table_name"])
-    return _confirm(
+    return confirm(
         request,
         source,
         f"Remove {name} from publication {source.publication_name}?",
@@ -366,7 +404,7 @@ def remove_table_page(request: Request, conn: Store, source_id: int, table_id: i
 
 @router.post("/sources/{source_id:int}/tables/{table_id:int}/remove")
 def remove_table(request: Request, conn: Store, source_id: int, table_id: int) -> Response:
-    source = _load(request, conn, source_id)
+    source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
     row = _tracked_table(request, conn, source, table_id)

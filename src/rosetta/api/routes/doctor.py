@@ -1,0 +1,42 @@
+"""``GET /api/v1/sources/{id}/doctor``: `rosetta doctor` for one source (or one of its tables)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from rosetta import doctor
+from rosetta.api.deps import Store, require_token
+from rosetta.api.routes import common
+from rosetta.api.schemas import DiagnosisOut
+from rosetta.store import repository
+
+router = APIRouter(tags=["doctor"], dependencies=[Depends(require_token)])
+
+
+@router.get(
+    "/sources/{source_id}/doctor",
+    response_model=DiagnosisOut,
+    summary="Diagnose the store, the monitor, the source and its tables (200 even when a check "
+    "fails: see ok)",
+)
+def diagnose(
+    request: Request,
+    source_id: int,
+    conn: Store,
+    table: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=300,
+            description='Check one table only: "schema.table", or "table" for public.',
+        ),
+    ] = None,
+) -> DiagnosisOut:
+    source = repository.source_by_id(conn, source_id)
+    conn.rollback()
+    diag = doctor.diagnose(
+        conn, common.box(request), source, table, timeout=common.timeout(request)
+    )
+    return DiagnosisOut.model_validate(diag.to_json())

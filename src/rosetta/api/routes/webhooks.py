@@ -1,0 +1,122 @@
+"""Webhooks of a source: add, list, remove and test endpoints, and read the delivery log.
+
+A webhook's secret is write-only: it is stored encrypted, and responses only say ``signed``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from rosetta import webhooks
+from rosetta.api.deps import Store, require_token
+from rosetta.api.routes import common
+from rosetta.api.schemas import DeliveryOut, WebhookCreate, WebhookOut, WebhookTestOut
+from rosetta.store import repository
+from rosetta.store.repository import Conn
+
+router = APIRouter(tags=["webhooks"], dependencies=[Depends(require_token)])
+
+
+def _out(row: dict[str, Any]) -> WebhookOut:
+    return WebhookOut(
+        id=row["id"],
+        source_id=row["source_id"],
+        source=row["source"],
+        url=row["url"],
+        events=list(row["events"]),
+        enabled=row["enabled"],
+        signed=row["signed"],
+        created_at=row["created_at"],
+        delivered=row["delivered"],
+        pending=row["pending"],
+        failed=row["failed"],
+    )
+
+
+def _endpoints(conn: Conn, source_id: int) -> list[WebhookOut]:
+    repository.source_by_id(conn, source_id)  # 404 if unknown
+    conn.rollback()
+    return [_out(row) for row in webhooks.list_endpoints(conn, source_id)]
+
+
+@router.get(
+    "/sources/{source_id}/webhooks",
+    response_model=list[WebhookOut],
+    summary="The source's webhooks, with their delivery counts",
+)
+def list_webhooks(source_id: int, conn: Store) -> list[WebhookOut]:
+    return _endpoints(conn, source_id)
+
+
+@router.post(
+    "/sources/{source_id}/webhooks",
+    response_model=WebhookOut,
+    status_code=201,
+    summary="Call a URL on the source's schema changes (422 for a bad URL or event)",
+)
+def add_webhook(
+    request: Request, source_id: int, body: WebhookCreate, conn: Store, response: Response
+) -> WebhookOut:
+    repository.source_by_id(conn, source_id)
+    conn.rollback()
+    secret = body.secret.get_secret_value() if body.secret is not None else None
+    row = webhooks.add_endpoint(
+        conn, common.box(request), source_id, body.url.strip(), secret, body.events
+    )
+    response.headers["Location"] = f"/api/v1/sources/{source_id}/webhooks"
+    return next(w for w in _endpoints(conn, source_id) if w.id == row["id"])
+
+
+@router.delete(
+    "/webhooks/{webhook_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove a webhook, with its pending deliveries and its delivery log",
+)
+def remove_webhook(webhook_id: int, conn: Store) -> Response:
+    webhooks.remove_endpoint(conn, webhook_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/test",
+    response_model=WebhookTestOut,
+    summary="POST a test event to the webhook now; its answer (200 even when it failed: see ok)",
+)
+def test_webhook(request: Request, webhook_id: int, conn: Store) -> WebhookTestOut:
+    result = webhooks.send_test(conn, common.box(request), webhook_id)
+    return WebhookTestOut(ok=result.ok, status_code=result.status_code, error=result.error)
+
+
+@router.get(
+    "/sources/{source_id}/webhooks/deliveries",
+    response_model=list[DeliveryOut],
+    summary="The delivery log of the source's webhooks, newest first",
+)
+def list_deliveries(
+    source_id: int,
+    conn: Store,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[DeliveryOut]:
+    repository.source_by_id(conn, source_id)
+    conn.rollback()
+    return [
+        DeliveryOut(
+            id=row["id"],
+            endpoint_id=row["endpoint_id"],
+            url=row["url"],
+            event=row["event_type"],
+            table=row["tbl"],
+            version=int(row["version"]) if row["version"] is not None else None,
+            status=row["status"],
+            attempts=row["attempts"],
+            last_status_code=row["last_status_code"],
+            last_error=row["last_error"],
+            next_attempt_at=row["next_attempt_at"],
+            delivered_at=row["delivered_at"],
+            created_at=row["created_at"],
+        )
+        for row in webhooks.deliveries(conn, source_id=source_id, limit=limit)
+    ]

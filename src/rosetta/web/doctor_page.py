@@ -1,0 +1,94 @@
+"""The Diagnose page: `rosetta doctor` for one source (or one of its tables), check by check.
+
+Every check shows its PASS / WARN / FAIL badge, its detail and, unless it passed, its fix. Table
+checks are grouped by table; a table's passing checks are folded away.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rosetta import doctor
+from rosetta.doctor import FAIL, PASS, WARN, Check
+from rosetta.web import common
+from rosetta.web.auth import PageRoute
+from rosetta.web.common import Store
+from rosetta.web.render import render
+from rosetta.web.source_page import load
+
+router = APIRouter(route_class=PageRoute)
+
+RANK = {FAIL: 0, WARN: 1, PASS: 2}
+
+
+@dataclass
+class TableChecks:
+    name: str
+    problems: list[Check] = field(default_factory=list)
+    passing: list[Check] = field(default_factory=list)
+
+    @property
+    def worst(self) -> str:
+        return min((c.status for c in self.problems), key=RANK.__getitem__, default=PASS)
+
+
+def group(
+    checks: list[Check], source_name: str
+) -> tuple[list[Check], list[Check], list[TableChecks]]:
+    """The checks of the store and monitor, of the source, and of each table (worst first)."""
+    general: list[Check] = []
+    own: list[Check] = []
+    tables: dict[str, TableChecks] = {}
+    prefix = f"{source_name}/"
+    for check in checks:
+        if check.subject.startswith(prefix):
+            name = check.subject[len(prefix) :]
+            entry = tables.setdefault(name, TableChecks(name))
+            (entry.passing if check.status == PASS else entry.problems).append(check)
+        elif check.subject:
+            own.append(check)
+        else:
+            general.append(check)
+    ordered = sorted(tables.values(), key=lambda t: RANK[t.worst])  # stable: names stay sorted
+    return general, own, ordered
+
+
+@router.get("/sources/{source_id:int}/doctor")
+def diagnose_page(
+    request: Request,
+    conn: Store,
+    source_id: int,
+    table: Annotated[str, Query(max_length=300)] = "",
+) -> Response:
+    source = load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    common.idle(conn)
+    table = table.strip()
+    started = time.monotonic()
+    diag = doctor.diagnose(
+        conn, common.box(request), source, table or None, timeout=common.timeout(request)
+    )
+    duration = time.monotonic() - started
+    common.idle(conn)
+    general, own, tables = group(diag.checks, source.name)
+    return render(
+        request,
+        "doctor.html",
+        crumbs=[("Sources", "/"), (source.name, f"/sources/{source.id}"), ("Diagnose", None)],
+        source=source,
+        table=table,
+        failed=diag.failed,
+        counts=diag.counts(),
+        duration=duration,
+        general=general,
+        own=own,
+        tables=tables,
+        with_problems=sum(1 for t in tables if t.problems),
+    )
