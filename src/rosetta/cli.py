@@ -369,7 +369,13 @@ def _print_summary(summary: Any) -> None:
 
 
 @app.command()
-def refresh(name: str, as_json: JsonOpt = False) -> None:
+def refresh(
+    name: str,
+    as_json: JsonOpt = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Compare every table's columns, not only changed ones.")
+    ] = False,
+) -> None:
     """Sync one source now: find new tables, heal missing schemas, record changes."""
     from rosetta.store import repository
     from rosetta.sync import sync_source
@@ -380,7 +386,9 @@ def refresh(name: str, as_json: JsonOpt = False) -> None:
     try:
         src = repository.source_by_name(store, name)
         store.rollback()
-        summary = sync_source(store, src, ctx.box(), timeout=ctx.settings.source_connect_timeout)
+        summary = sync_source(
+            store, src, ctx.box(), timeout=ctx.settings.source_connect_timeout, full=full
+        )
     finally:
         store.close()
     if as_json:
@@ -422,6 +430,7 @@ def monitor(
         ctx.box(),
         interval=interval or ctx.settings.monitor_interval,
         concurrency=ctx.settings.monitor_concurrency,
+        full_every=ctx.settings.monitor_full_every,
         timeout=ctx.settings.source_connect_timeout,
     )
     if once:
@@ -762,6 +771,7 @@ def _serve(
             interval=ctx.settings.monitor_interval,
             concurrency=ctx.settings.monitor_concurrency,
             timeout=ctx.settings.source_connect_timeout,
+            full_every=ctx.settings.monitor_full_every,
         )
         if with_monitor
         else None

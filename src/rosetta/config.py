@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         "embedded store.",
     )
     monitor_interval: float = Field(default=60.0, gt=0, description="Seconds between cycles.")
+    monitor_full_every: int = Field(
+        default=60,
+        ge=0,
+        description="Every Nth cycle compares every table's columns, not only changed "
+        "fingerprints (0: never).",
+    )
     monitor_concurrency: int = Field(default=4, ge=1, le=64, description="Sources synced at once.")
     source_connect_timeout: int = Field(default=10, ge=1, description="Seconds.")
     webhook_retry_base_seconds: float = Field(

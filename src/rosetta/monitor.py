@@ -71,21 +71,24 @@ class Monitor:
         interval: float = 60.0,
         concurrency: int = 4,
         timeout: int = 10,
+        full_every: int = 60,
     ) -> None:
         self.store_url = store_url
         self.box = box
         self.interval = interval
         self.concurrency = concurrency
         self.timeout = timeout
+        self.full_every = full_every
+        self.cycles = 0
         self.monitor_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.last: CycleResult | None = None
         self.running_since: datetime | None = None
         self.cycle_started_at: datetime | None = None
 
-    def _sync_one(self, source: Source) -> SyncSummary:
+    def _sync_one(self, source: Source, full: bool = False) -> SyncSummary:
         store = db.connect(self.store_url, check=False)
         try:
-            return sync_source(store, source, self.box, timeout=self.timeout)
+            return sync_source(store, source, self.box, timeout=self.timeout, full=full)
         except StoreUnavailableError:
             raise
         except RosettaError as exc:
@@ -105,7 +108,10 @@ class Monitor:
         started = time.perf_counter()
         result = CycleResult(datetime.now(UTC))
         self.cycle_started_at = result.started_at
-        log.info("Starting schema monitoring cycle")
+        # Every full_every-th cycle compares every table's columns, not only changed fingerprints.
+        full = self.full_every > 0 and self.cycles % self.full_every == self.full_every - 1
+        self.cycles += 1
+        log.info("Starting schema monitoring cycle%s", " (full compare)" if full else "")
         try:
             store = db.connect(self.store_url, autocommit=True)
             try:
@@ -121,7 +127,7 @@ class Monitor:
                 sources = repository.list_sources(store)
                 workers = max(1, min(self.concurrency, len(sources)))
                 with ThreadPoolExecutor(workers, thread_name_prefix="rosetta-sync") as pool:
-                    result.summaries = list(pool.map(self._sync_one, sources))
+                    result.summaries = list(pool.map(lambda s: self._sync_one(s, full), sources))
                 result.duration = time.perf_counter() - started
                 store.execute(
                     q("heartbeat_finish"),

@@ -14,8 +14,6 @@ from rosetta.catalog.reader import CatalogTable, TableKey
 from rosetta.schema.diff import INITIAL_LOAD, Change, classify, diff
 from rosetta.schema.model import SchemaJson, TableSchema
 
-EMPTY_COLUMNS = "{}"
-
 
 @dataclass(frozen=True, slots=True)
 class Tracked:
@@ -42,7 +40,12 @@ class Plan:
     unchanged: int
 
 
-def plan(catalog: Mapping[TableKey, CatalogTable], tracked: Iterable[Tracked]) -> Plan:
+def plan(
+    catalog: Mapping[TableKey, CatalogTable], tracked: Iterable[Tracked], *, full: bool = False
+) -> Plan:
+    """Sort tables into new, to compare, removed and unchanged. ``full`` compares every table,
+    not only those whose fingerprint moved (a safety net for what a fingerprint cannot see, such
+    as a renamed type or sequence that a column's type or default names)."""
     new: list[CatalogTable] = []
     compare: list[tuple[Tracked, CatalogTable]] = []
     removed: list[Tracked] = []
@@ -55,9 +58,10 @@ def plan(catalog: Mapping[TableKey, CatalogTable], tracked: Iterable[Tracked]) -
             if row.status != "removed":
                 removed.append(row)
             continue
-        has_columns = table.columns_text != EMPTY_COLUMNS
+        has_columns = table.column_count > 0
         if (
-            row.status != "tracked"
+            full
+            or row.status != "tracked"
             or row.fingerprint != table.fingerprint
             or (row.needs_schema and has_columns)
         ):
@@ -67,10 +71,14 @@ def plan(catalog: Mapping[TableKey, CatalogTable], tracked: Iterable[Tracked]) -
     for key, table in catalog.items():
         if key not in seen:
             new.append(table)
+    # In name order, so summaries and log lines read the same on every run.
+    new.sort(key=lambda t: t.key)
+    compare.sort(key=lambda pair: pair[0].key)
+    removed.sort(key=lambda r: r.key)
     return Plan(new, compare, removed, unchanged)
 
 
-Action = Literal["skip", "heal", "version", "initial", "refresh"]
+Action = Literal["skip", "heal", "version", "initial", "refresh", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,7 @@ class Decision:
     - ``initial``: a schema but no history; write ``INITIAL_LOAD`` v1.
     - ``version``: the schema changed; write ``version`` with ``changes``.
     - ``refresh``: nothing versioned changed; update the tracking row only.
+    - ``none``: nothing at all changed (a full compare of an unchanged table).
     """
 
     action: Action
@@ -115,6 +124,13 @@ def decide(
         )
     if last_version is None:
         return Decision("initial", 1, INITIAL_LOAD, {}, current_json, [], rejoined)
+    if (
+        tracked.status == "tracked"
+        and tracked.fingerprint == table.fingerprint
+        and stored_schema == current_json
+        and last_schema == current_json
+    ):
+        return Decision("none")
     return _versioned(
         "version", last_version, last_schema, current, current_json, rejoined, recreated
     )

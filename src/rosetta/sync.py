@@ -86,21 +86,47 @@ def connection_params(source: Source, box: SecretBox) -> ConnectionParams:
     )
 
 
-def read_source(params: ConnectionParams, source: Source, timeout: int) -> CatalogSnapshot:
-    """The source's publication, with errors as one line (never the password)."""
-    conn = reader.connect(params, timeout)
-    try:
-        return reader.read_publication(conn, source.publication_name, source.replication_name)
-    except psycopg.Error as exc:
-        raise RosettaError(
-            f"cannot read the catalog of {source.address}: {reader.first_line(exc)}"
-        ) from None
-    finally:
-        conn.close()
+class SourceReader:
+    """The open connection to a source during one sync; failures become one line (never the
+    password)."""
+
+    def __init__(self, params: ConnectionParams, source: Source, timeout: int) -> None:
+        self.source = source
+        self.conn = reader.connect(params, timeout)
+
+    def _failed(self, exc: psycopg.Error) -> RosettaError:
+        return RosettaError(
+            f"cannot read the catalog of {self.source.address}: {reader.first_line(exc)}"
+        )
+
+    def publication(self) -> CatalogSnapshot:
+        """Every table of the publication, by fingerprint (one round trip)."""
+        try:
+            return reader.read_publication(
+                self.conn,
+                self.source.publication_name,
+                self.source.replication_name,
+                columns=False,
+            )
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def columns(self, tables: list[CatalogTable]) -> list[CatalogTable]:
+        """The columns of the tables that need them (one round trip)."""
+        try:
+            return reader.read_columns(self.conn, tables)
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def sync_source(store: Conn, source: Source, box: SecretBox, *, timeout: int = 10) -> SyncSummary:
-    """Bring the store in line with the source's publication, now."""
+def sync_source(
+    store: Conn, source: Source, box: SecretBox, *, timeout: int = 10, full: bool = False
+) -> SyncSummary:
+    """Bring the store in line with the source's publication, now. ``full`` compares every
+    table's columns, not only those whose fingerprint changed."""
     started = time.perf_counter()
     summary = SyncSummary(source.name)
     log = logs.for_source(source.name)
@@ -110,11 +136,13 @@ def sync_source(store: Conn, source: Source, box: SecretBox, *, timeout: int = 1
         store.commit()
     elif status == TransactionStatus.INERROR:
         store.rollback()
+    source_reader: SourceReader | None = None
     try:
         with store.transaction():
             store.execute(q("lock_source"), {"id": source.id})
             try:
-                snapshot = read_source(connection_params(source, box), source, timeout)
+                source_reader = SourceReader(connection_params(source, box), source, timeout)
+                snapshot = source_reader.publication()
             except RosettaError as exc:
                 summary.error = exc.message
                 log.error("Sync of source %s failed: %s", logs.safe(source.name), exc.message)
@@ -137,7 +165,14 @@ def sync_source(store: Conn, source: Source, box: SecretBox, *, timeout: int = 1
                 )
                 return summary
             events = Recorder(store, source.id, source.name)
-            _apply(store, source, snapshot, summary, log, events)
+            assert source_reader is not None
+            try:
+                _apply(store, source, snapshot, summary, log, events, source_reader, full)
+            except RosettaError as exc:  # reading the changed tables' columns failed
+                summary.error = exc.message
+                log.error("Sync of source %s failed: %s", logs.safe(source.name), exc.message)
+                record_sync(store, source.id, "failed", exc.message)
+                return summary
             record_sync(
                 store,
                 source.id,
@@ -149,6 +184,8 @@ def sync_source(store: Conn, source: Source, box: SecretBox, *, timeout: int = 1
             f"Rosetta's store failed during the sync of {source.name!r}: {reader.first_line(exc)}"
         ) from None
     finally:
+        if source_reader is not None:
+            source_reader.close()
         summary.duration = time.perf_counter() - started
     return summary
 
@@ -168,15 +205,23 @@ def _apply(
     summary: SyncSummary,
     log: Log,
     events: Recorder,
+    source_reader: SourceReader,
+    full: bool = False,
 ) -> None:
     tracked = [
         Tracked(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
         for r in store.execute(q("tracked_state"), {"source_id": source.id})
     ]
-    the_plan = plan(snapshot.tables, tracked)
+    the_plan = plan(snapshot.tables, tracked, full=full)
     summary.unchanged = the_plan.unchanged
+    # Only the new and the changed tables' columns are read from the source.
+    loaded = {
+        t.key: t for t in source_reader.columns(the_plan.new + [t for _, t in the_plan.compare])
+    }
+    new = [loaded[t.key] for t in the_plan.new]
+    compare = [(row, loaded[t.key]) for row, t in the_plan.compare]
 
-    for table in the_plan.new:
+    for table in new:
         _guarded(
             store,
             source.id,
@@ -187,10 +232,10 @@ def _apply(
             lambda t=table: _add(store, source, t, summary, log, events),
         )
 
-    if the_plan.compare:
-        ids = [row.id for row, _ in the_plan.compare]
+    if compare:
+        ids = [row.id for row, _ in compare]
         details = {r[0]: r for r in store.execute(q("table_details"), {"ids": ids})}
-        for row, table in the_plan.compare:
+        for row, table in compare:
             _, stored, last_version, last_schema = details[row.id]
             _guarded(
                 store,
@@ -362,6 +407,9 @@ def _update(
     log: Log,
     events: Recorder,
 ) -> None:
+    if decision.action == "none":
+        summary.unchanged += 1
+        return
     name = display_name(row.schema_name, row.table_name)
     shown = logs.safe(name)
     if decision.rejoined:

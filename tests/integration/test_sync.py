@@ -1114,3 +1114,61 @@ def test_a_table_dropped_and_created_again_is_compared_by_column_name(
     summary = sync(source)
     assert summary.changed == [ChangedTable("t", 2, "NEW COLUMN")]
     assert [c["column"] for c in history(store, "t")[-1]["changes"]] == ["extra"]
+
+
+def test_a_full_compare_sees_what_a_fingerprint_cannot(
+    source_db: Any, store: Any, box: SecretBox, register: Any, sync: Any
+) -> None:
+    """A renamed schema changes how a column's type reads, not the catalog facts fingerprinted:
+    only a full compare (refresh --full, and every Nth monitor cycle) records it."""
+    from rosetta.store import repository
+    from rosetta.sync import sync_source
+
+    source_db.sql("CREATE SCHEMA app")
+    source_db.sql("CREATE TYPE app.mood AS ENUM ('ok', 'meh')")
+    source_db.sql("CREATE TABLE people (id bigint PRIMARY KEY, mood app.mood)")
+    source_db.sql("CREATE TABLE other (id bigint PRIMARY KEY)")
+    source_db.sql(f"CREATE PUBLICATION {PUB} FOR ALL TABLES")
+    source = register()
+    sync(source)
+    before = all_history(store)
+    tracking = select(store, "SELECT id, xmin::text AS xmin FROM table_metadata_list ORDER BY id")
+
+    fresh = repository.source_by_id(store, source.id)
+    full_unchanged = sync_source(store, fresh, box, full=True)
+    assert full_unchanged.unchanged == 2 and not full_unchanged.wrote_anything
+    assert all_history(store) == before
+    assert (
+        select(store, "SELECT id, xmin::text AS xmin FROM table_metadata_list ORDER BY id")
+        == tracking
+    )
+
+    source_db.sql("ALTER SCHEMA app RENAME TO crm")
+    assert sync(source).changed == []  # the fingerprint cannot see it
+    full = sync_source(store, repository.source_by_id(store, source.id), box, full=True)
+    assert full.changed == [ChangedTable("people", 2, "CHANGES TYPE")]
+    [change] = history(store, "people")[-1]["changes"]
+    assert (change["column"], change["before"], change["after"]) == ("mood", "app.mood", "crm.mood")
+
+
+def test_every_nth_monitor_cycle_is_a_full_compare(
+    source_db: Any, store_url: str, box: SecretBox, register: Any, caplog_rosetta: Any
+) -> None:
+    from rosetta.monitor import Monitor
+
+    source_db.sql("CREATE TABLE t (id bigint PRIMARY KEY)")
+    source_db.sql(f"CREATE PUBLICATION {PUB} FOR ALL TABLES")
+    register()
+    monitor = Monitor(store_url, box, full_every=2)
+    for _ in range(4):
+        monitor.run_cycle()
+    starts = [
+        r.getMessage()
+        for r in caplog_rosetta.records
+        if r.getMessage().startswith("Starting schema monitoring cycle")
+    ]
+    assert (
+        starts
+        == ["Starting schema monitoring cycle", "Starting schema monitoring cycle (full compare)"]
+        * 2
+    )

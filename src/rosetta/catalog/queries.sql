@@ -24,13 +24,33 @@ SELECT
 
 -- name: publication_tables
 -- Every table the publication carries (FOR ALL TABLES, FOR TABLES IN SCHEMA, partitions as the
--- publication publishes them), one row per table with all its live columns as a JSON object
--- keyed by column name, in attnum order. pg_catalog needs no SELECT grant on the tables.
+-- publication publishes them), one row per table, with a digest of the raw catalog facts of its
+-- live columns (name, type, typmod, nullability, identity, generation, default, key, collation)
+-- instead of the columns themselves: comparing digests finds the changed tables, whose columns
+-- `table_columns` then reads. The digest sums a 64-bit hash per column (each hash covers the
+-- column's attnum, so order counts). pg_catalog needs no SELECT grant on the tables.
 WITH pub AS (
     SELECT DISTINCT gpt.relid
     FROM pg_catalog.pg_publication p
     CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
     WHERE p.pubname = %(publication)s
+),
+cols AS (
+    SELECT
+        a.attrelid,
+        count(*) AS column_count,
+        sum(pg_catalog.hashtextextended(concat_ws(',',
+            a.attnum, length(a.attname), a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+            a.attidentity::text, a.attgenerated::text, a.attcollation, t.typname, t.typnamespace,
+            COALESCE(a.attnum = ANY (pk.conkey), false), COALESCE(d.adbin::text, '-')
+        ), 0)) AS digest
+    FROM pub
+    JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = pub.relid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = a.attrelid AND pk.contype = 'p'
+    GROUP BY a.attrelid
 )
 SELECT
     n.nspname::text AS schema_name,
@@ -39,10 +59,20 @@ SELECT
     c.relkind::text AS kind,
     c.relreplident::text AS replica_identity,
     pg_catalog.has_table_privilege(c.oid, 'SELECT') AS can_select,
-    COALESCE(cols.columns::text, '{}') AS columns
+    COALESCE(cols.column_count, 0) AS column_count,
+    COALESCE(cols.digest::text, '') AS digest
 FROM pub
 JOIN pg_catalog.pg_class c ON c.oid = pub.relid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN cols ON cols.attrelid = c.oid
+
+-- name: table_columns
+-- The live columns of each table in %(oids)s, as a JSON object keyed by column name, in attnum
+-- order: what Rosetta stores as a table's schema.
+SELECT
+    c.oid::bigint AS table_oid,
+    COALESCE(cols.columns::text, '{}') AS columns
+FROM pg_catalog.pg_class c
 LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
 LEFT JOIN LATERAL (
     SELECT json_object_agg(
@@ -83,7 +113,7 @@ LEFT JOIN LATERAL (
     ) a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 ) cols ON true
-ORDER BY n.nspname, c.relname
+WHERE c.oid = ANY (%(oids)s::oid[])
 
 -- name: available_tables
 -- Ordinary and partitioned tables of the source that the publication does not carry.

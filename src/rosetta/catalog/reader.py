@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -37,20 +37,26 @@ class ConnectionParams:
 
 @dataclass(frozen=True, slots=True)
 class CatalogTable:
+    """One table of the publication. ``columns_text`` (its columns as JSON) is read only for
+    the tables a sync needs it for; ``fingerprint`` covers everything Rosetta records."""
+
     schema_name: str
     table_name: str
     oid: int
     kind: str
     replica_identity: str
     can_select: bool
-    columns_text: str
+    column_count: int
     fingerprint: str
+    columns_text: str | None = None
 
     @property
     def key(self) -> TableKey:
         return (self.schema_name, self.table_name)
 
     def schema_json(self) -> SchemaJson:
+        if self.columns_text is None:
+            raise ValueError(f"the columns of {self.schema_name}.{self.table_name} were not read")
         parsed: SchemaJson = json.loads(self.columns_text)
         return parsed
 
@@ -67,12 +73,11 @@ class CatalogSnapshot:
 
 
 def fingerprint(
-    oid: int, kind: str, replica_identity: str, can_select: bool, columns_text: str
+    oid: int, kind: str, replica_identity: str, can_select: bool, column_digest: str
 ) -> str:
     """A hash of everything Rosetta records about a table, to skip unchanged ones cheaply."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{oid}|{kind}|{replica_identity}|{can_select}|".encode())
-    digest.update(columns_text.encode())
+    digest.update(f"{oid}|{kind}|{replica_identity}|{can_select}|{column_digest}".encode())
     return digest.hexdigest()
 
 
@@ -123,9 +128,10 @@ def read_state(
 
 
 def read_publication(
-    conn: psycopg.Connection[Any], publication: str, slot: str | None
+    conn: psycopg.Connection[Any], publication: str, slot: str | None, *, columns: bool = True
 ) -> CatalogSnapshot:
-    """Every table of ``publication`` with its columns: three statements in one round trip."""
+    """Every table of ``publication``: its state and each table's fingerprint in one round trip,
+    and, with ``columns``, every table's columns (a second one)."""
     queries = sqlfile.load("rosetta.catalog", "queries.sql")
     params = {"publication": publication, "slot": slot}
     with conn.pipeline():
@@ -135,7 +141,7 @@ def read_publication(
     state = state_cur.fetchone()
     assert state is not None
     tables: dict[TableKey, CatalogTable] = {}
-    for schema_name, table_name, oid, kind, ident, can_select, columns in tables_cur:
+    for schema_name, table_name, oid, kind, ident, can_select, count, digest in tables_cur:
         table = CatalogTable(
             schema_name,
             table_name,
@@ -143,8 +149,22 @@ def read_publication(
             kind,
             ident,
             can_select,
-            columns,
-            fingerprint(oid, kind, ident, can_select, columns),
+            count,
+            fingerprint(oid, kind, ident, can_select, digest),
         )
         tables[table.key] = table
-    return CatalogSnapshot(bool(state[0]), bool(state[1]), str(state[2]), tables)
+    snapshot = CatalogSnapshot(bool(state[0]), bool(state[1]), str(state[2]), tables)
+    if columns and tables:
+        for table in read_columns(conn, list(tables.values())):
+            tables[table.key] = table
+    return snapshot
+
+
+def read_columns(conn: psycopg.Connection[Any], tables: list[CatalogTable]) -> list[CatalogTable]:
+    """``tables`` with their columns read, in one round trip."""
+    if not tables:
+        return []
+    query = sqlfile.load("rosetta.catalog", "queries.sql")["table_columns"]
+    found = dict(conn.execute(query, {"oids": [t.oid for t in tables]}).fetchall())
+    # A table dropped between the two reads has no row: it reads as having no columns.
+    return [replace(t, columns_text=found.get(t.oid, "{}")) for t in tables]
