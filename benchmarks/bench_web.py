@@ -40,6 +40,8 @@ import psycopg
 import uvicorn
 from psycopg import sql
 
+import bench_sync  # benchmarks/ is on sys.path when this file runs
+from bench_sync import table_name
 from rosetta import sources, tokens
 from rosetta.api.app import create_app
 from rosetta.config import Settings
@@ -56,21 +58,8 @@ SOURCE_DB, STORE_DB, SOURCE_NAME = "bench_web_src", "bench_web_store", "benchweb
 
 TARGET_MEDIAN_MS = 200.0
 PER_PAGE = 50  # the API's default limit and the source page's TABLES_PER_PAGE
-DDL_TABLES_PER_TRANSACTION = 250
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
-COLUMN_TYPES = (
-    "varchar(64)",
-    "numeric(10,2)",
-    "timestamptz NOT NULL DEFAULT now()",
-    "boolean DEFAULT false",
-    "jsonb",
-    "text",
-    "integer[]",
-    "uuid",
-    "smallint",
-    "double precision",
-)
 
 # Autovacuum off so it does not run at random during the timings; the benchmark ANALYZEs the
 # source's catalogs and the store's tables where autovacuum would already have done it.
@@ -79,10 +68,6 @@ SERVER_SETTINGS = {"autovacuum": "off"}
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def table_name(i: int) -> str:
-    return f"bench_{i:06d}"
 
 
 # --- building the databases ----------------------------------------------------------------
@@ -98,26 +83,7 @@ def recreate_database(server: PostgresServer, dbname: str) -> None:
 
 def create_source(server: PostgresServer, n_tables: int, n_columns: int) -> float:
     """The source database: ``n_tables`` tables in the publication; returns the seconds."""
-    started = time.perf_counter()
-    recreate_database(server, SOURCE_DB)
-    columns = ["id bigint PRIMARY KEY"]
-    columns += [
-        f"c{j:02d} {COLUMN_TYPES[(j - 1) % len(COLUMN_TYPES)]}" for j in range(1, n_columns)
-    ]
-    body = ", ".join(columns)
-    with psycopg.connect(server.url(SOURCE_DB), autocommit=True) as conn:
-        for start in range(0, n_tables, DDL_TABLES_PER_TRANSACTION):
-            stop = min(start + DDL_TABLES_PER_TRANSACTION, n_tables)
-            # Several statements in one simple-protocol query: one implicit transaction.
-            batch = "".join(f"CREATE TABLE {table_name(i)} ({body});\n" for i in range(start, stop))
-            conn.execute(batch.encode())
-        conn.execute(f"CREATE PUBLICATION {PUBLICATION} FOR ALL TABLES".encode())
-        conn.execute(
-            b"ANALYZE pg_catalog.pg_class, pg_catalog.pg_attribute, pg_catalog.pg_constraint, "
-            b"pg_catalog.pg_attrdef, pg_catalog.pg_namespace, pg_catalog.pg_type, "
-            b"pg_catalog.pg_depend"
-        )
-    return time.perf_counter() - started
+    return bench_sync.create_source(server, SOURCE_DB, n_tables, n_columns)
 
 
 @dataclass

@@ -223,19 +223,7 @@ def source_update(
         )
         box = ctx.box()
         if params.password is not None or dsn is not None:
-            check = params
-            if check.password is None and src.password_encrypted:
-                from rosetta.sync import connection_params
-
-                old = connection_params(src, box)
-                check = ConnectionParams(
-                    params.host,
-                    params.port,
-                    params.database,
-                    params.username,
-                    old.password,
-                    params.options,
-                )
+            check = sources.with_stored_password(params, src, box)
             sources.check_connection(
                 check,
                 data.publication_name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -113,3 +113,24 @@ def update_source(store: Conn, box: SecretBox, source: Source, data: SourceInput
     updated = repository.update_source(store, source.id, values)
     store.commit()
     return updated
+
+
+def with_stored_password(
+    params: ConnectionParams, source: Source, box: SecretBox
+) -> ConnectionParams:
+    """``params`` for a changed source, with its stored password when none was given.
+
+    The stored password is only ever sent to the server it was stored for: a new host or port
+    needs the password again.
+    """
+    if params.password is not None or not source.password_encrypted:
+        return params
+    if (params.host, params.port) != (source.host, source.port):
+        raise InvalidInputError(
+            "enter the password again: the host or port changed, and the stored password is "
+            "only sent to the server it was saved for"
+        )
+    password = box.decrypt(
+        source.password_encrypted, what=f"the password of source {source.name!r}"
+    )
+    return replace(params, password=password)

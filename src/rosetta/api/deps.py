@@ -90,11 +90,18 @@ def require_token(
 TokenName = Annotated[str, Depends(require_token)]
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def settings(request: Request) -> Settings:
+    """The app's settings (the API's routes and the pages share these accessors)."""
+    found: Settings = request.app.state.settings
+    return found
 
 
-def get_box(request: Request) -> SecretBox:
-    box: SecretBox = request.app.state.box
-    return box
+def box(request: Request) -> SecretBox:
+    """The key for source passwords and webhook secrets."""
+    found: SecretBox = request.app.state.box
+    return found
+
+
+def timeout(request: Request) -> int:
+    """Seconds to wait for a source."""
+    return int(settings(request).source_connect_timeout)

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import Depends
 from starlette.requests import Request
 
+from rosetta.api.deps import box as box
 from rosetta.api.deps import get_store
+from rosetta.api.deps import settings as settings
+from rosetta.api.deps import timeout as timeout
 from rosetta.catalog.reader import ConnectionParams
-from rosetta.config import Settings
-from rosetta.crypto import SecretBox
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
 from rosetta.sync import SyncSummary, connection_params, sync_source
@@ -20,20 +21,6 @@ Store = Annotated[Conn, Depends(get_store)]
 SUMMARY_LISTS = ("added", "healed", "changed", "removed", "rejoined", "skipped", "failed")
 SUMMARY_SAMPLE = 5
 STATUS_CHECK_TIMEOUT = 3
-
-
-def settings(request: Request) -> Settings:
-    found: Settings = request.app.state.settings
-    return found
-
-
-def box(request: Request) -> SecretBox:
-    found: SecretBox = request.app.state.box
-    return found
-
-
-def timeout(request: Request) -> int:
-    return int(settings(request).source_connect_timeout)
 
 
 def quick_timeout(request: Request) -> int:

@@ -242,17 +242,9 @@ def update_source(request: Request, conn: Store, source_id: int, form: SourceFor
         return source
     try:
         data = form.to_input(dict(source.connect_options or {}))
-        moved = (data.params.host, data.params.port) != (source.host, source.port)
-        if data.params.password is None and source.password_encrypted and moved:
-            raise InvalidInputError(
-                "enter the password again: the host or port changed, and the stored password "
-                "is only sent to the server it was saved for"
-            )
+        checked = sources.with_stored_password(data.params, source, common.box(request))
         if form.action == "test":
-            if data.params.password is None and source.password_encrypted:
-                stored = common.params_of(request, source).password
-                data = replace(data, params=replace(data.params, password=stored))
-            return _tested(request, form, data, source)
+            return _tested(request, form, replace(data, params=checked), source)
         updated = sources.update_source(conn, common.box(request), source, data)
     except RosettaError as exc:
         common.idle(conn)

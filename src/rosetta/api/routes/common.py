@@ -4,27 +4,14 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from rosetta.api.deps import box as box
+from rosetta.api.deps import settings as settings
+from rosetta.api.deps import timeout as timeout
 from rosetta.api.schemas import SourceOut, SyncSummaryOut
 from rosetta.catalog.reader import ConnectionParams
-from rosetta.config import Settings
-from rosetta.crypto import SecretBox
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source, q
 from rosetta.sync import SyncSummary, connection_params, sync_source
-
-
-def settings(request: Request) -> Settings:
-    value: Settings = request.app.state.settings
-    return value
-
-
-def box(request: Request) -> SecretBox:
-    value: SecretBox = request.app.state.box
-    return value
-
-
-def timeout(request: Request) -> int:
-    return settings(request).source_connect_timeout
 
 
 def source_out(conn: Conn, source: Source) -> SourceOut:

@@ -131,17 +131,7 @@ def update_source(request: Request, source_id: int, body: SourceUpdate, conn: St
         )
     )
     if connection_changed:
-        check = params
-        if password is None:
-            old = common.source_params(request, conn, source_id)[1]
-            check = ConnectionParams(
-                params.host,
-                params.port,
-                params.database,
-                params.username,
-                old.password,
-                params.options,
-            )
+        check = sources.with_stored_password(params, source, common.box(request))
         _check(check, data.publication_name, data.replication_name, common.timeout(request))
     updated = sources.update_source(conn, common.box(request), source, data)
     return common.source_out(conn, updated)
