@@ -100,8 +100,9 @@ def test_errors_are_one_line(cli: Cli, source_db: Any, pg: PostgresServer) -> No
 
     # The stored password never goes to another server: a new host needs it typed again.
     elsewhere = f"postgresql://postgres@localhost:{source_db.server.port}/{source_db.name}"
-    assert_one_line_error(cli("source", "update", "shop", "--dsn", elsewhere), 2,
-                          "enter the password again")
+    assert_one_line_error(
+        cli("source", "update", "shop", "--dsn", elsewhere), 2, "enter the password again"
+    )
 
     wrong_key = Cli(dict(cli.env, ROSETTA_SECRET_KEY="another-key"), cli.log_file)
     assert_one_line_error(wrong_key("refresh", "shop"), 5, "cannot decrypt")
