@@ -1,7 +1,7 @@
 """The web UI end to end in a real headless Chromium: log in, add a source, watch a table's
 schema get tracked and change, and see hostile names shown as text.
 
-Also refreshes docs/screenshots/ (sources.png, source.png, table.png) at 1280x800.
+Also refreshes docs/screenshots/ (sources.png, source.png, table.png, doctor.png) at 1280x800.
 """
 
 from __future__ import annotations
@@ -187,6 +187,14 @@ def test_the_ui_end_to_end(
     page.goto(live_server.url + "/")
     expect(page.locator("table.sources")).to_contain_text("shop")
     page.screenshot(path=str(screenshots / "sources.png"))
+
+    # Diagnose: the troubleshooting checks, each with its fix.
+    page.goto(source_url)
+    page.click("text=Diagnose")
+    page.wait_for_load_state()
+    expect(page.locator("h1")).to_contain_text("Diagnose")
+    expect(page.locator("main")).to_contain_text("wal_level = logical")
+    page.screenshot(path=str(screenshots / "doctor.png"), full_page=True)
 
     # The hostile name on its own table page, too.
     page.goto(source_url)
