@@ -400,7 +400,10 @@ def refresh(
 def monitor(
     once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit.")] = False,
     interval: Annotated[
-        float | None, typer.Option(help="Seconds between cycles [env: ROSETTA_MONITOR_INTERVAL]")
+        float | None,
+        typer.Option(
+            help="Seconds between cycles (default 60).", envvar="ROSETTA_MONITOR_INTERVAL"
+        ),
     ] = None,
 ) -> None:
     """Watch every source: a sync cycle every interval (default 60 s)."""
