@@ -1,0 +1,352 @@
+"""The web server and its tokens: `rosetta serve`, `rosetta demo`, `rosetta token`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rosetta.cli.base import Context, JsonOpt, app, console, context, esc, print_json
+
+token_app = typer.Typer(help="API tokens for the REST API and the web UI.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Who or what the token is for, e.g. ci-pipeline.")],
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the token (for scripts).")
+    ] = False,
+) -> None:
+    """Make an API token. It is shown once: only its hash is kept."""
+    from rosetta import tokens
+
+    ctx = context()
+    store = ctx.store()
+    try:
+        token = tokens.create_token(store, name)
+    finally:
+        store.close()
+    if quiet:
+        typer.echo(token)
+        return
+    typer.echo(f"Created API token {name}. Copy it now: it is not shown again.\n")
+    typer.echo(f"    {token}\n")
+    typer.echo("Use it as a bearer token, or paste it on the web UI's login page:")
+    typer.echo(f'    curl -H "Authorization: Bearer {token}" http://127.0.0.1:8000/api/v1/sources')
+    typer.echo(f"Revoke it with: rosetta token revoke {name}")
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """List the API tokens (names and use, never the tokens)."""
+    from rosetta import tokens
+
+    ctx = context()
+    store = ctx.store()
+    try:
+        rows = tokens.list_tokens(store)
+    finally:
+        store.close()
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": t.name,
+                    "created_at": t.created_at,
+                    "last_used_at": t.last_used_at,
+                    "revoked_at": t.revoked_at,
+                    "active": t.active,
+                }
+                for t in rows
+            ]
+        )
+        return
+    if not rows:
+        typer.echo("No API tokens yet: make one with `rosetta token create NAME`.")
+        return
+    from rich.table import Table
+
+    table = Table("name", "created", "last used", "state")
+    for t in rows:
+        table.add_row(
+            esc(t.name),
+            f"{t.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{t.last_used_at:%Y-%m-%d %H:%M:%S}" if t.last_used_at else "never",
+            f"revoked {t.revoked_at:%Y-%m-%d %H:%M:%S}" if t.revoked_at else "active",
+        )
+    console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Revoke an API token: it stops working at once."""
+    from rosetta import tokens
+
+    ctx = context()
+    store = ctx.store()
+    try:
+        tokens.revoke_token(store, name)
+    finally:
+        store.close()
+    typer.echo(f"Revoked API token {name}.")
+
+
+HostOpt = Annotated[
+    str, typer.Option(envvar="ROSETTA_HOST", help="Address to listen on.", show_default=True)
+]
+PortOpt = Annotated[
+    int,
+    typer.Option(
+        envvar="ROSETTA_PORT", min=1, max=65535, help="Port to listen on.", show_default=True
+    ),
+]
+NoMonitorOpt = Annotated[
+    bool,
+    typer.Option("--no-monitor", help="Do not run the schema monitor inside the server."),
+]
+NoWebhooksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-webhooks",
+        help="Do not send webhooks from the server (a `rosetta monitor` elsewhere still can).",
+    ),
+]
+
+
+def _serve(
+    ctx: Context, host: str, port: int, *, with_monitor: bool, with_webhooks: bool = True
+) -> None:
+    """Run the API and the web UI (and the monitor, and the webhook dispatcher) until
+    interrupted. Imports the web stack."""
+    import uvicorn
+
+    from rosetta.api.app import create_app
+    from rosetta.monitor import Monitor
+
+    box = ctx.box()
+    ctx.store().close()  # fail fast, in one line, if the store is unreachable or not migrated
+    monitor = (
+        Monitor(
+            ctx.store_url,
+            box,
+            interval=ctx.settings.monitor_interval,
+            concurrency=ctx.settings.monitor_concurrency,
+            timeout=ctx.settings.source_connect_timeout,
+            full_every=ctx.settings.monitor_full_every,
+        )
+        if with_monitor
+        else None
+    )
+    web = create_app(
+        ctx.settings, ctx.store_url, box, monitor=monitor, dispatch_webhooks=with_webhooks
+    )
+    uvicorn.run(web, host=host, port=port, log_level=ctx.settings.log_level.lower())
+
+
+@app.command()
+def serve(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    no_monitor: NoMonitorOpt = False,
+    no_webhooks: NoWebhooksOpt = False,
+) -> None:
+    """Serve the REST API (/api/v1, docs at /docs, /metrics) and the web UI, with the schema
+    monitor and the webhook dispatcher."""
+    ctx = context()
+    ctx.logging()
+    _serve(ctx, host, port, with_monitor=not no_monitor, with_webhooks=not no_webhooks)
+
+
+DEMO_DATABASE = "rosetta_demo"
+DEMO_SOURCE = "demo"
+DEMO_PUBLICATION = "rosetta_publication"
+DEMO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS customers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email varchar(255) NOT NULL UNIQUE,
+    full_name varchar(200) NOT NULL,
+    country char(2),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS products (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sku varchar(32) NOT NULL UNIQUE,
+    name varchar(200) NOT NULL,
+    price numeric(10, 2) NOT NULL CHECK (price >= 0),
+    active boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES customers (id),
+    status varchar(20) NOT NULL DEFAULT 'pending',
+    total numeric(12, 2) NOT NULL DEFAULT 0,
+    placed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS order_items (
+    order_id bigint NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    line_no integer NOT NULL,
+    product_id bigint NOT NULL REFERENCES products (id),
+    quantity integer NOT NULL DEFAULT 1 CHECK (quantity > 0),
+    unit_price numeric(10, 2) NOT NULL,
+    PRIMARY KEY (order_id, line_no)
+);
+CREATE TABLE IF NOT EXISTS shipments (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    order_id bigint NOT NULL REFERENCES orders (id),
+    carrier varchar(50) NOT NULL,
+    tracking_number varchar(64),
+    shipped_at timestamptz,
+    delivered_at timestamptz
+);
+"""
+
+
+def _psql_command(ctx: Context, url: str) -> str:
+    """A psql command for the demo database that does not show its password: the embedded
+    store's password goes to a pgpass file beside it (mode 0600)."""
+    import os
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    parts = conninfo_to_dict(url)
+    password = parts.pop("password", None)
+    shown = make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
+    if password is None:
+        return f'psql "{shown}"'
+    if ctx.settings.database_url is not None:
+        return f'psql "{shown}"'  # psql asks for the password
+
+    def field(value: object) -> str:
+        return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+    pgpass = ctx.settings.data_dir.resolve() / "pgpass"
+    fields = (parts.get("host"), parts.get("port"), "*", parts.get("user"), password)
+    fd = os.open(pgpass, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(":".join("*" if f == "*" else field(f) for f in fields) + "\n")
+    return f'PGPASSFILE={pgpass} psql "{shown}"'
+
+
+def _demo_database(store_url: str) -> tuple[str, bool]:
+    """Create the demo source database beside the store (once); returns its URL, and whether
+    ``shipments`` is in the publication yet."""
+    from urllib.parse import quote
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+
+    from rosetta.errors import SourceActionError
+
+    parts = conninfo_to_dict(store_url)
+    user = quote(str(parts.get("user") or ""), safe="")
+    secret = parts.get("password")
+    auth = f"{user}:{quote(str(secret), safe='')}" if secret else user
+    host = quote(str(parts.get("host") or "127.0.0.1"), safe="")
+    url = f"postgresql://{auth}@{host}:{parts.get('port') or 5432}/{DEMO_DATABASE}"
+    try:
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DATABASE)))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(DEMO_SCHEMA)
+            has_pub = conn.execute(
+                "SELECT 1 FROM pg_publication WHERE pubname = %s", (DEMO_PUBLICATION,)
+            ).fetchone()
+            if not has_pub:
+                conn.execute(
+                    sql.SQL("CREATE PUBLICATION {} FOR TABLE customers, orders, products").format(
+                        sql.Identifier(DEMO_PUBLICATION)
+                    )
+                )
+            if conn.execute("SELECT count(*) FROM customers").fetchone() == (0,):
+                conn.execute(
+                    "INSERT INTO customers (email, full_name, country) VALUES "
+                    "('ada@example.com', 'Ada Lovelace', 'GB'), "
+                    "('grace@example.com', 'Grace Hopper', 'US')"
+                )
+                conn.execute(
+                    "INSERT INTO products (sku, name, price) VALUES "
+                    "('TEA-001', 'Earl Grey, 100 g', 6.50), ('MUG-002', 'Mug', 12.00)"
+                )
+            shipments = conn.execute(
+                "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND tablename = %s",
+                (DEMO_PUBLICATION, "shipments"),
+            ).fetchone()
+    except psycopg.Error as exc:
+        from rosetta.catalog.reader import first_line
+
+        raise SourceActionError(
+            f"cannot create the demo database {DEMO_DATABASE}: {first_line(exc)}"
+        ) from None
+    return url, shipments is not None
+
+
+@app.command()
+def demo(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+) -> None:
+    """Try Rosetta: a demo source database beside the embedded store, registered, then served."""
+    import secrets
+
+    from rosetta import sources, tokens
+    from rosetta.errors import SourceNotFoundError
+    from rosetta.store import db, repository
+    from rosetta.sync import sync_source
+
+    ctx = context()
+    ctx.logging()
+    typer.echo("Starting the store (the first start takes a few seconds)...")
+    db.upgrade(ctx.store_url)
+    demo_url, shipments_published = _demo_database(ctx.store_url)
+    box = ctx.box()
+    store = ctx.store()
+    try:
+        try:
+            source = repository.source_by_name(store, DEMO_SOURCE)
+            store.rollback()
+        except SourceNotFoundError:
+            store.rollback()
+            params = sources.parse_dsn(demo_url)
+            source = sources.add_source(
+                store, box, sources.SourceInput(DEMO_SOURCE, params, DEMO_PUBLICATION)
+            )
+        sync_source(store, source, box, timeout=ctx.settings.source_connect_timeout)
+        token_name = f"demo-{secrets.token_hex(4)}"
+        token = tokens.create_token(store, token_name)
+    finally:
+        store.close()
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    if shipments_published:
+        what = "change a table"
+        statement = "ALTER TABLE customers ADD COLUMN phone varchar(30);"
+    else:
+        what = "add a table to the publication"
+        statement = f"ALTER PUBLICATION {DEMO_PUBLICATION} ADD TABLE shipments;"
+    typer.echo(
+        f"""
+Rosetta is ready. Source '{DEMO_SOURCE}' tracks publication {DEMO_PUBLICATION} of the demo
+database {DEMO_DATABASE}.
+
+  Web UI:    http://{shown}:{port}/      (log in with the token below)
+  API docs:  http://{shown}:{port}/docs
+  API token: {token}      (named {token_name}; shown once)
+
+  curl -H "Authorization: Bearer {token}" http://{shown}:{port}/api/v1/sources
+
+Try it: {what}, then wait for the monitor (up to {ctx.settings.monitor_interval:g} s) or
+press Refresh on the source's page:
+
+  {_psql_command(ctx, demo_url)} -c '{statement}'
+
+Press Ctrl+C to stop.
+"""
+    )
+    _serve(ctx, host, port, with_monitor=True, with_webhooks=True)

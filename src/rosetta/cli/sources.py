@@ -1,0 +1,197 @@
+"""`rosetta source`: register and manage source databases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from rosetta.cli.base import (
+    JsonOpt,
+    app,
+    console,
+    context,
+    esc,
+    print_json,
+    print_summary,
+    read_secret_stdin,
+)
+
+source_app = typer.Typer(help="Register and manage source databases.", no_args_is_help=True)
+app.add_typer(source_app, name="source")
+
+
+@source_app.command("add")
+def source_add(
+    name: Annotated[str, typer.Argument(help="A short name for the source.")],
+    dsn: Annotated[str, typer.Option(help="postgresql://user[:password]@host:port/dbname")],
+    publication: Annotated[str, typer.Option(help="The publication to track.")],
+    slot: Annotated[
+        str | None, typer.Option(help="The replication slot the pipeline uses.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    sync: Annotated[bool, typer.Option(help="Sync the publication right away.")] = True,
+) -> None:
+    """Register a source database (its connection is tested first)."""
+    from rosetta import sources
+
+    ctx = context()
+    params = sources.parse_dsn(dsn, read_secret_stdin() if password_stdin else None)
+    data = sources.SourceInput(name, params, publication, slot)
+    sources.validate_name(name)
+    state = sources.check_connection(params, publication, slot, ctx.settings.source_connect_timeout)
+    box = ctx.box()
+    store = ctx.store()
+    try:
+        source = sources.add_source(store, box, data)
+        typer.echo(
+            f"Added source {source.name} ({source.address}, publication {source.publication_name})."
+        )
+        if not state.publication_exists:
+            typer.echo(
+                f"Warning: publication {publication!r} does not exist on the source yet; "
+                "Rosetta will track it once it is created."
+            )
+        if sync:
+            ctx.logging()
+            from rosetta.sync import sync_source
+
+            summary = sync_source(store, source, box, timeout=ctx.settings.source_connect_timeout)
+            print_summary(summary)
+    finally:
+        store.close()
+
+
+@source_app.command("update")
+def source_update(
+    name: str,
+    dsn: Annotated[str | None, typer.Option(help="New connection URL.")] = None,
+    publication: Annotated[str | None, typer.Option(help="New publication.")] = None,
+    slot: Annotated[str | None, typer.Option(help="New replication slot ('' for none).")] = None,
+    rename: Annotated[str | None, typer.Option(help="New name.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Change a source's connection, publication, slot or name."""
+    from rosetta import sources
+    from rosetta.catalog.reader import ConnectionParams
+    from rosetta.store import repository
+
+    ctx = context()
+    store = ctx.store()
+    try:
+        src = repository.source_by_name(store, name)
+        password = read_secret_stdin() if password_stdin else None
+        if dsn is not None:
+            params = sources.parse_dsn(dsn, password)
+        else:
+            params = ConnectionParams(
+                src.host, src.port, src.database, src.username, password, dict(src.connect_options)
+            )
+        data = sources.SourceInput(
+            rename or src.name,
+            params,
+            publication or src.publication_name,
+            (slot or None) if slot is not None else src.replication_name,
+        )
+        box = ctx.box()
+        if params.password is not None or dsn is not None:
+            check = sources.with_stored_password(params, src, box)
+            sources.check_connection(
+                check,
+                data.publication_name,
+                data.replication_name,
+                ctx.settings.source_connect_timeout,
+            )
+        updated = sources.update_source(store, box, src, data)
+        typer.echo(f"Updated source {updated.name}.")
+    finally:
+        store.close()
+
+
+@source_app.command("list")
+def source_list(as_json: JsonOpt = False) -> None:
+    """List the registered sources."""
+    from rosetta.store import repository
+
+    ctx = context()
+    store = ctx.store(autocommit=True)
+    try:
+        rows = repository.list_sources(store)
+    finally:
+        store.close()
+    if as_json:
+        print_json([_source_json(s) for s in rows])
+        return
+    if not rows:
+        typer.echo(
+            "No sources yet: add one with `rosetta source add NAME --dsn URL --publication PUB`."
+        )
+        return
+    from rich.table import Table
+
+    table = Table("name", "address", "publication", "slot", "tables", "last sync")
+    for s in rows:
+        pub = f"{s.publication_name} ({'ok' if s.is_publication_enabled else 'missing'})"
+        slot = (
+            f"{s.replication_name} ({'ok' if s.is_replication_enabled else 'missing'})"
+            if s.replication_name
+            else "-"
+        )
+        last = (
+            f"{s.last_sync_at:%Y-%m-%d %H:%M:%S} {s.last_sync_status}"
+            if s.last_sync_at
+            else "never"
+        )
+        table.add_row(
+            esc(s.name),
+            esc(s.address),
+            esc(pub),
+            esc(slot),
+            str(s.table_count or 0),
+            esc(last),
+        )
+    console().print(table)
+
+
+def _source_json(s: Any) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "host": s.host,
+        "port": s.port,
+        "database": s.database,
+        "username": s.username,
+        "publication_name": s.publication_name,
+        "replication_name": s.replication_name,
+        "is_publication_enabled": s.is_publication_enabled,
+        "is_replication_enabled": s.is_replication_enabled,
+        "tables": s.table_count,
+        "last_sync_at": s.last_sync_at,
+        "last_sync_status": s.last_sync_status,
+        "last_sync_error": s.last_sync_error,
+    }
+
+
+@source_app.command("remove")
+def source_remove(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Forget a source, with its tracked tables and their history (the source is untouched)."""
+    from rosetta.store import repository
+
+    ctx = context()
+    store = ctx.store()
+    try:
+        src = repository.source_by_name(store, name)
+        if not yes and not typer.confirm(
+            f"Remove source {name} and the history of its tables from Rosetta?"
+        ):
+            raise typer.Exit(1)
+        repository.delete_source(store, src.id)
+        store.commit()
+    finally:
+        store.close()
+    typer.echo(f"Removed source {name}.")
