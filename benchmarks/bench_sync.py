@@ -40,7 +40,8 @@ from rosetta.catalog import reader
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import PostgresServer, ThrowawayPostgres
 from rosetta.store import db, repository
-from rosetta.sync import SyncSummary, connection_params, sync_source
+from rosetta.summary import SyncSummary
+from rosetta.sync import connection_params, sync_source
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "latest.json"

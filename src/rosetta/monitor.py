@@ -19,7 +19,8 @@ from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError
 from rosetta.store import db, repository
 from rosetta.store.repository import Source, q
-from rosetta.sync import SyncSummary, sync_source
+from rosetta.summary import SyncSummary
+from rosetta.sync import sync_source
 
 log = logging.getLogger("rosetta.monitor")
 

@@ -16,7 +16,7 @@ from rosetta import sources
 from rosetta.catalog import reader
 from rosetta.crypto import SecretBox
 from rosetta.errors import StoreUnavailableError
-from rosetta.sync import ChangedTable
+from rosetta.summary import ChangedTable
 
 PUB = "rosetta_publication"
 

@@ -14,7 +14,8 @@ from rosetta.api.deps import timeout as timeout
 from rosetta.catalog.reader import ConnectionParams
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
-from rosetta.sync import SyncSummary, connection_params, sync_source
+from rosetta.summary import SyncSummary
+from rosetta.sync import connection_params, sync_source
 
 Store = Annotated[Conn, Depends(get_store)]
 

@@ -11,7 +11,8 @@ from rosetta.api.schemas import SourceOut, SyncSummaryOut
 from rosetta.catalog.reader import ConnectionParams
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source, q
-from rosetta.sync import SyncSummary, connection_params, sync_source
+from rosetta.summary import SyncSummary
+from rosetta.sync import connection_params, sync_source
 
 
 def source_out(conn: Conn, source: Source) -> SourceOut:
