@@ -158,3 +158,14 @@ def test_embedded_default_store(tmp_path: Path) -> None:
         stopped = cli("db", "stop")
         shutil.rmtree(data_dir, ignore_errors=True)
     assert stopped.returncode == 0 and "Stopped the embedded store" in stopped.stdout
+
+
+def test_no_postgresql_binaries_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROSETTA_")}
+    env.update(
+        ROSETTA_PG_BINDIR=str(tmp_path),
+        ROSETTA_DATA_DIR=str(tmp_path / "store"),
+        ROSETTA_LOG_FILE=str(tmp_path / "a.log"),
+    )
+    result = Cli(env, tmp_path / "a.log")("source", "list")
+    assert_one_line_error(result, 2, "holds no `postgres` binary: point it at PostgreSQL's bin")

@@ -60,7 +60,10 @@ def find_bindir() -> Path:
     if configured:
         path = Path(configured)
         if not (path / "postgres").is_file():
-            raise PostgresNotFoundError(f"{BINDIR_ENV}={configured} holds no `postgres` binary.")
+            raise PostgresNotFoundError(
+                f"{BINDIR_ENV}={configured} holds no `postgres` binary: point it at PostgreSQL's "
+                "bin directory (pg_config --bindir), or unset it"
+            )
         return path
     pg_config = shutil.which("pg_config")
     if pg_config:
