@@ -518,3 +518,12 @@ def test_table_page_shows_columns_versions_and_diff(
     assert 'class="chg chg-drop"' in diff13 and "status" in diff13
     same = web.get(f"/tables/{tid}?from=2&to=2")
     assert "Pick two different versions" in same.text
+
+
+def test_an_unknown_page_is_an_html_404_and_an_unknown_api_path_json(web: TestClient) -> None:
+    page = web.get("/no/such/page")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Error 404" in page.text and "Back to Rosetta" in page.text
+    api = web.get("/api/v1/no-such-thing", headers={"Authorization": "Bearer x"})
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}

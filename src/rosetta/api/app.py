@@ -18,10 +18,12 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rosetta import __version__, runtime
 from rosetta.catalog.reader import first_line
@@ -188,6 +190,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("Unexpected error in %s %s", request.method, request.url.path)
         return error_response(request, 500, f"internal error ({type(exc).__name__}): see the log")
 
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if _is_api(request) or exc.status_code < 400:
+            return await http_exception_handler(request, exc)
+        response = error_response(request, exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RosettaError, on_rosetta_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
