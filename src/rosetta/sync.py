@@ -68,7 +68,7 @@ class SourceReader:
     def columns(self, tables: list[CatalogTable]) -> list[CatalogTable]:
         """The columns of the tables that need them (one round trip)."""
         try:
-            return reader.read_columns(self.conn, tables)
+            return reader.read_columns(self.conn, self.source.publication_name, tables)
         except psycopg.Error as exc:
             raise self._failed(exc) from None
 

@@ -1172,3 +1172,21 @@ def test_every_nth_monitor_cycle_is_a_full_compare(
         == ["Starting schema monitoring cycle", "Starting schema monitoring cycle (full compare)"]
         * 2
     )
+
+
+def test_a_column_list_limits_the_schema_to_the_columns_carried(
+    source_db: Any, store: Any, register: Any, sync: Any
+) -> None:
+    """With a publication's column list (PostgreSQL 15+), the pipeline carries those columns
+    only: that is the table's schema, and widening the list is a new version."""
+    source_db.sql("CREATE TABLE people (id bigint PRIMARY KEY, email text, secret text)")
+    source_db.sql(f"CREATE PUBLICATION {PUB} FOR TABLE people (id, email)")
+    source = register()
+    assert sync(source).added == ["people"]
+    assert columns(tracked(store, "people")["schema_table"]) == ["id", "email"]
+
+    source_db.sql(f"ALTER PUBLICATION {PUB} SET TABLE people (id, email, secret)")
+    summary = sync(source)
+    assert summary.changed == [ChangedTable("people", 2, "NEW COLUMN")]
+    assert [c["column"] for c in history(store, "people")[-1]["changes"]] == ["secret"]
+    assert sync(source).unchanged == 1

@@ -28,9 +28,10 @@ SELECT
 -- live columns (name, type, typmod, nullability, identity, generation, default, key, collation)
 -- instead of the columns themselves: comparing digests finds the changed tables, whose columns
 -- `table_columns` then reads. The digest sums a 64-bit hash per column (each hash covers the
--- column's attnum, so order counts). pg_catalog needs no SELECT grant on the tables.
+-- column's attnum, so order counts). A publication's column list (PostgreSQL 15+) limits a
+-- table to the columns it carries. pg_catalog needs no SELECT grant on the tables.
 WITH pub AS (
-    SELECT DISTINCT gpt.relid
+    SELECT DISTINCT gpt.relid, gpt.attrs::int2[] AS attrs
     FROM pg_catalog.pg_publication p
     CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
     WHERE p.pubname = %(publication)s
@@ -38,12 +39,12 @@ WITH pub AS (
 cols AS (
     SELECT
         a.attrelid,
-        count(*) AS column_count,
+        count(*) FILTER (WHERE pub.attrs IS NULL OR a.attnum = ANY (pub.attrs)) AS column_count,
         sum(pg_catalog.hashtextextended(concat_ws(',',
             a.attnum, length(a.attname), a.attname, a.atttypid, a.atttypmod, a.attnotnull,
             a.attidentity::text, a.attgenerated::text, a.attcollation, t.typname, t.typnamespace,
             COALESCE(a.attnum = ANY (pk.conkey), false), COALESCE(d.adbin::text, '-')
-        ), 0)) AS digest
+        ), 0)) FILTER (WHERE pub.attrs IS NULL OR a.attnum = ANY (pub.attrs)) AS digest
     FROM pub
     JOIN pg_catalog.pg_attribute a
         ON a.attrelid = pub.relid AND a.attnum > 0 AND NOT a.attisdropped
@@ -67,12 +68,19 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN cols ON cols.attrelid = c.oid
 
 -- name: table_columns
--- The live columns of each table in %(oids)s, as a JSON object keyed by column name, in attnum
--- order: what Rosetta stores as a table's schema.
+-- The live columns the publication carries of each table in %(oids)s, as a JSON object keyed by
+-- column name, in attnum order: what Rosetta stores as a table's schema.
+WITH pub AS (
+    SELECT gpt.relid, gpt.attrs::int2[] AS attrs
+    FROM pg_catalog.pg_publication p
+    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
+    WHERE p.pubname = %(publication)s
+)
 SELECT
     c.oid::bigint AS table_oid,
     COALESCE(cols.columns::text, '{}') AS columns
-FROM pg_catalog.pg_class c
+FROM pub
+JOIN pg_catalog.pg_class c ON c.oid = pub.relid
 LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
 LEFT JOIN LATERAL (
     SELECT json_object_agg(
@@ -110,6 +118,7 @@ LEFT JOIN LATERAL (
         SELECT att.*, row_number() OVER (ORDER BY att.attnum) AS ordinal_position
         FROM pg_catalog.pg_attribute att
         WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped
+          AND (pub.attrs IS NULL OR att.attnum = ANY (pub.attrs))
     ) a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 ) cols ON true

@@ -127,6 +127,19 @@ def read_state(
     )
 
 
+# Column lists came with PostgreSQL 15; before it, a publication carries every column.
+_ATTRS = "gpt.attrs::int2[] AS attrs"
+_NO_ATTRS = "NULL::int2[] AS attrs"
+
+
+def _query(conn: psycopg.Connection[Any], name: str) -> Any:
+    """A catalog query, for the source's server version (both texts ship with the package)."""
+    text = sqlfile.load("rosetta.catalog", "queries.sql")[name]
+    if conn.info.server_version < 150000:
+        text = text.replace(_ATTRS, _NO_ATTRS)
+    return text
+
+
 def read_publication(
     conn: psycopg.Connection[Any], publication: str, slot: str | None, *, columns: bool = True
 ) -> CatalogSnapshot:
@@ -137,7 +150,7 @@ def read_publication(
     with conn.pipeline():
         conn.execute(queries["stable_output"])
         state_cur = conn.execute(queries["source_state"], params)
-        tables_cur = conn.execute(queries["publication_tables"], params)
+        tables_cur = conn.execute(_query(conn, "publication_tables"), params)
     state = state_cur.fetchone()
     assert state is not None
     tables: dict[TableKey, CatalogTable] = {}
@@ -155,16 +168,18 @@ def read_publication(
         tables[table.key] = table
     snapshot = CatalogSnapshot(bool(state[0]), bool(state[1]), str(state[2]), tables)
     if columns and tables:
-        for table in read_columns(conn, list(tables.values())):
+        for table in read_columns(conn, publication, list(tables.values())):
             tables[table.key] = table
     return snapshot
 
 
-def read_columns(conn: psycopg.Connection[Any], tables: list[CatalogTable]) -> list[CatalogTable]:
-    """``tables`` with their columns read, in one round trip."""
+def read_columns(
+    conn: psycopg.Connection[Any], publication: str, tables: list[CatalogTable]
+) -> list[CatalogTable]:
+    """``tables`` with the columns ``publication`` carries of them, in one round trip."""
     if not tables:
         return []
-    query = sqlfile.load("rosetta.catalog", "queries.sql")["table_columns"]
-    found = dict(conn.execute(query, {"oids": [t.oid for t in tables]}).fetchall())
+    params = {"publication": publication, "oids": [t.oid for t in tables]}
+    found = dict(conn.execute(_query(conn, "table_columns"), params).fetchall())
     # A table dropped between the two reads has no row: it reads as having no columns.
     return [replace(t, columns_text=found.get(t.oid, "{}")) for t in tables]
