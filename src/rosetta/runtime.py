@@ -23,14 +23,8 @@ def store_url(settings: Settings) -> str:
 
 
 def secret_box(settings: Settings) -> SecretBox:
-    if settings.secret_key is not None:
-        return SecretBox(settings.secret_key.get_secret_value())
-    if settings.database_url is not None:
-        raise ConfigurationError(
-            "ROSETTA_SECRET_KEY is not set: set it to the key that encrypts source passwords "
-            "(any long random string; keep it, passwords stored with it need it)"
-        )
-    return SecretBox(_embedded_key(settings.data_dir.resolve()))
+    """Encrypts and decrypts source passwords and webhook secrets with :func:`secret_key`."""
+    return SecretBox(secret_key(settings))
 
 
 def _embedded_key(data_dir: Path) -> str:

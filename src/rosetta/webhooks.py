@@ -28,6 +28,7 @@ from rosetta import sqlfile
 from rosetta.crypto import SecretBox
 from rosetta.errors import InvalidInputError, NotFoundError
 from rosetta.schema.diff import Change, severity
+from rosetta.schema.model import display_name
 from rosetta.store.repository import Conn
 
 log = logging.getLogger("rosetta.webhooks")
@@ -155,7 +156,7 @@ class Recorder:
         targets = [eid for eid, events in self.endpoints if event in events]
         if not targets:
             return
-        qualified = table_name if schema_name == "public" else f"{schema_name}.{table_name}"
+        qualified = display_name(schema_name, table_name)
         payload = {
             "event": event,
             "source": self.source_name,
