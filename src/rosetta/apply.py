@@ -13,9 +13,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from rosetta import logs
-from rosetta.catalog import reader
 from rosetta.catalog.reader import CatalogSnapshot, CatalogTable
-from rosetta.errors import RosettaError
+from rosetta.errors import RosettaError, first_line
 from rosetta.reconcile import Decision, Tracked, changes_json, decide, plan
 from rosetta.schema.diff import INITIAL_LOAD
 from rosetta.schema.model import display_name
@@ -115,7 +114,7 @@ def _guarded(
     except (psycopg.Error, RosettaError, ValueError, KeyError, TypeError) as exc:
         if _store_lost(store):
             raise
-        error = reader.first_line(exc)
+        error = first_line(exc)
         summary.failed.append((name, error))
         log.error("Failed to fetch schema for existing table %s: %s", logs.safe(name), error)
         try:

@@ -16,7 +16,7 @@ import psycopg
 from rosetta import sqlfile
 from rosetta.catalog import reader
 from rosetta.crypto import SecretBox
-from rosetta.errors import RosettaError
+from rosetta.errors import RosettaError, first_line
 from rosetta.schema.model import display_name
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
@@ -184,7 +184,7 @@ def check_source(
         diag.add(
             "connection",
             FAIL,
-            f"the source failed: {reader.first_line(exc)}",
+            f"the source failed: {first_line(exc)}",
             "check the source's logs",
             who,
         )

@@ -7,6 +7,15 @@ with ``exit_code``; the API maps ``http_status``. The core never raises framewor
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The one line of an exception's message a user needs (libpq puts the useful part,
+    "FATAL: password authentication failed ...", last)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if len(lines) > 1 and "failed:" in lines[0] else lines[0]
+
+
 class RosettaError(Exception):
     """Rosetta failed."""
 

@@ -15,7 +15,7 @@ from psycopg import sql
 from rosetta import sqlfile
 from rosetta.catalog import reader
 from rosetta.catalog.reader import ConnectionParams
-from rosetta.errors import SourceActionError
+from rosetta.errors import SourceActionError, first_line
 
 TableName = tuple[str, str]
 
@@ -26,7 +26,7 @@ def _source(params: ConnectionParams, timeout: int, action: str) -> Iterator[Any
     try:
         yield conn
     except psycopg.Error as exc:
-        raise SourceActionError(f"cannot {action}: {reader.first_line(exc)}") from None
+        raise SourceActionError(f"cannot {action}: {first_line(exc)}") from None
     finally:
         conn.close()
 

@@ -18,7 +18,7 @@ from rosetta.apply import apply_plan
 from rosetta.catalog import reader
 from rosetta.catalog.reader import CatalogSnapshot, CatalogTable, ConnectionParams
 from rosetta.crypto import SecretBox
-from rosetta.errors import RosettaError, StoreUnavailableError
+from rosetta.errors import RosettaError, StoreUnavailableError, first_line
 from rosetta.store.repository import Conn, Source, q, record_sync, set_source_flags
 from rosetta.summary import SyncSummary
 from rosetta.webhooks import Recorder
@@ -49,9 +49,7 @@ class SourceReader:
         self.conn = reader.connect(params, timeout)
 
     def _failed(self, exc: psycopg.Error) -> RosettaError:
-        return RosettaError(
-            f"cannot read the catalog of {self.source.address}: {reader.first_line(exc)}"
-        )
+        return RosettaError(f"cannot read the catalog of {self.source.address}: {first_line(exc)}")
 
     def publication(self) -> CatalogSnapshot:
         """Every table of the publication, by fingerprint (one round trip)."""
@@ -135,7 +133,7 @@ def sync_source(
             )
     except psycopg.OperationalError as exc:
         raise StoreUnavailableError(
-            f"Rosetta's store failed during the sync of {source.name!r}: {reader.first_line(exc)}"
+            f"Rosetta's store failed during the sync of {source.name!r}: {first_line(exc)}"
         ) from None
     finally:
         if source_reader is not None:

@@ -20,13 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from rosetta import sqlfile
 from rosetta.crypto import SecretBox
-from rosetta.errors import InvalidInputError, NotFoundError
+from rosetta.errors import InvalidInputError, NotFoundError, first_line
 from rosetta.schema.diff import Change, severity
 from rosetta.schema.model import display_name
 from rosetta.store.repository import Conn
@@ -349,11 +348,8 @@ class Dispatcher:
                     )
                     if sent + failed == 0:
                         break
-            except (psycopg.Error, Exception) as exc:  # keep the dispatcher alive
-                log.error(
-                    "Webhook dispatcher error: %s",
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                )
+            except Exception as exc:  # keep the dispatcher alive
+                log.error("Webhook dispatcher error: %s", first_line(exc))
                 if conn is not None:
                     conn.close()
                 conn = None

@@ -26,10 +26,9 @@ from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rosetta import __version__, runtime
-from rosetta.catalog.reader import first_line
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
-from rosetta.errors import RosettaError, StoreUnavailableError
+from rosetta.errors import RosettaError, StoreUnavailableError, first_line
 from rosetta.monitor import Monitor
 from rosetta.webhooks import Dispatcher
 

@@ -11,7 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from rosetta import sqlfile
-from rosetta.errors import SourceConnectionError
+from rosetta.errors import SourceConnectionError, first_line
 from rosetta.schema.model import SchemaJson, TableSchema
 
 TableKey = tuple[str, str]
@@ -102,15 +102,6 @@ def connect(params: ConnectionParams, timeout: int) -> psycopg.Connection[Any]:
             f"cannot connect to {params.host}:{params.port}/{params.database} as "
             f"{params.username}: {first_line(exc)}"
         ) from None
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # libpq puts the useful part ("FATAL: password authentication failed ...") last.
-    if not lines:
-        return type(exc).__name__
-    return lines[-1] if len(lines) > 1 and "failed:" in lines[0] else lines[0]
 
 
 def read_state(

@@ -14,7 +14,7 @@ import sys
 import typer
 
 from rosetta.cli.base import app
-from rosetta.errors import RosettaError, StoreUnavailableError
+from rosetta.errors import RosettaError, StoreUnavailableError, first_line
 
 # Importing the command modules registers their commands on ``app``, in this order in --help.
 for _module in ("sync", "repair", "server", "db", "sources", "webhooks"):
@@ -33,7 +33,7 @@ def main() -> None:
         import psycopg
 
         if isinstance(exc, psycopg.OperationalError):
-            err = StoreUnavailableError(f"the store failed: {str(exc).strip().splitlines()[-1]}")
+            err = StoreUnavailableError(f"the store failed: {first_line(exc)}")
             typer.echo(f"Error: {err.message}", err=True)
             sys.exit(err.exit_code)
         logging.getLogger("rosetta").debug("unexpected error", exc_info=True)

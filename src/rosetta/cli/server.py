@@ -280,7 +280,7 @@ def _demo_database(store_url: str) -> tuple[str, bool]:
                 (DEMO_PUBLICATION, "shipments"),
             ).fetchone()
     except psycopg.Error as exc:
-        from rosetta.catalog.reader import first_line
+        from rosetta.errors import first_line
 
         raise SourceActionError(
             f"cannot create the demo database {DEMO_DATABASE}: {first_line(exc)}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from rosetta.errors import StoreNotMigratedError, StoreUnavailableError
+from rosetta.errors import StoreNotMigratedError, StoreUnavailableError, first_line
 
 MIGRATIONS = "rosetta.store"
 
@@ -30,7 +30,7 @@ def connect(url: str, *, autocommit: bool = False, check: bool = True) -> psycop
         )
     except psycopg.Error as exc:
         raise StoreUnavailableError(
-            f"Rosetta's store cannot be reached ({_reason(exc)}): check ROSETTA_DATABASE_URL"
+            f"Rosetta's store cannot be reached ({first_line(exc)}): check ROSETTA_DATABASE_URL"
         ) from None
     if check:
         try:
@@ -39,11 +39,6 @@ def connect(url: str, *, autocommit: bool = False, check: bool = True) -> psycop
             conn.close()
             raise
     return conn
-
-
-def _reason(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 def applied_migrations(conn: psycopg.Connection[Any]) -> set[str] | None:
@@ -77,7 +72,7 @@ def upgrade(url: str) -> list[str]:
         backend = get_backend(backend_url)
     except psycopg.Error as exc:
         raise StoreUnavailableError(
-            f"Rosetta's store cannot be reached ({_reason(exc)}): check ROSETTA_DATABASE_URL"
+            f"Rosetta's store cannot be reached ({first_line(exc)}): check ROSETTA_DATABASE_URL"
         ) from None
     migrations = read_migrations(str(_migrations_dir()))
     with backend.lock():

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from rosetta import sources
-from rosetta.catalog.reader import ConnectionParams, first_line
-from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError
+from rosetta.catalog.reader import ConnectionParams
+from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError, first_line
 from rosetta.store import repository
 from rosetta.store.repository import Source
 from rosetta.web import common

@@ -17,8 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rosetta import publications, registry, sources, webhooks
-from rosetta.catalog.reader import CatalogSnapshot, first_line
-from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError, TableNotFoundError
+from rosetta.catalog.reader import CatalogSnapshot
+from rosetta.errors import (
+    InvalidInputError,
+    RosettaError,
+    SourceNotFoundError,
+    TableNotFoundError,
+    first_line,
+)
 from rosetta.schema.model import display_name
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source

@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rosetta import __version__
 from rosetta.api.schemas import HealthOut, MonitorOut
-from rosetta.catalog.reader import first_line
+from rosetta.errors import first_line
 from rosetta.monitor import Monitor
 from rosetta.store import db, repository
 

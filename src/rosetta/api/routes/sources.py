@@ -19,9 +19,8 @@ from rosetta.api.schemas import (
     SourceUpdate,
     SyncSummaryOut,
 )
-from rosetta.catalog import reader
 from rosetta.catalog.reader import CatalogSnapshot, ConnectionParams
-from rosetta.errors import SourceConnectionError
+from rosetta.errors import SourceConnectionError, first_line
 from rosetta.store import repository
 
 router = APIRouter(tags=["sources"], dependencies=[Depends(require_token)])
@@ -36,7 +35,7 @@ def _check(
     except psycopg.Error as exc:
         raise SourceConnectionError(
             f"cannot read the state of {params.host}:{params.port}/{params.database}: "
-            f"{reader.first_line(exc)}"
+            f"{first_line(exc)}"
         ) from None
 
 
