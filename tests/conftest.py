@@ -8,12 +8,15 @@ test's source database is made fresh.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +172,71 @@ def cli(store_url: str, tmp_path: Path) -> Cli:
         ROSETTA_LOG_FILE=str(log_file),
     )
     return Cli(env, log_file)
+
+
+# --- test doubles at the edges: what an HTTP client received, what a webhook endpoint got ---
+
+
+class Recorder:
+    """Every response body the client received, to prove a secret never left the server."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def __call__(self, response: Any) -> None:
+        response.read()
+        self.bodies.append(f"{response.headers}\n{response.text}")
+
+    def assert_absent(self, secret: str) -> None:
+        assert self.bodies, "no responses recorded"
+        for body in self.bodies:
+            assert secret not in body
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+class Receiver:
+    """A local HTTP endpoint that records what it is sent and answers as told."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.statuses: list[int] = []  # answers to give first, then 200
+        self.block = threading.Event()  # set: hold requests until released
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append({"headers": dict(self.headers), "body": body})
+                if receiver.block.is_set():
+                    receiver.release.wait(30)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()

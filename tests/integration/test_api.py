@@ -1,13 +1,11 @@
 """The REST API over a real store: authentication, sources, health and error handling.
 
-Fixtures here (``app``, ``client``, ``token``, ``api``, ``add_source``) are shared with the other
-``test_api_*`` modules, which import them.
+Its fixtures (``app``, ``client``, ``token``, ``api``, ``add_source``) are in ``conftest.py``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -16,100 +14,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg import sql
 
-from rosetta import sources, tokens
-from rosetta.api.app import create_app
-from rosetta.config import Settings
+from rosetta import tokens
 from rosetta.crypto import SecretBox
 from rosetta.errors import SourceNotFoundError
 from rosetta.monitor import Monitor
 from rosetta.pg.server import PostgresServer, free_port
-from tests.conftest import TEST_KEY, SourceDb
-
-
-class Recorder:
-    """Every response body the client received, to prove a secret never left the server."""
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-
-    def __call__(self, response: Any) -> None:
-        response.read()
-        self.bodies.append(f"{response.headers}\n{response.text}")
-
-    def assert_absent(self, secret: str) -> None:
-        assert self.bodies, "no responses recorded"
-        for body in self.bodies:
-            assert secret not in body
-
-
-def make_app(store_url: str, box: SecretBox, monitor: Monitor | None = None) -> FastAPI:
-    settings = Settings(
-        database_url=store_url, secret_key=TEST_KEY, log_file=None, source_connect_timeout=3
-    )
-    return create_app(settings, store_url, box, monitor=monitor)
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def app(store_url: str, box: SecretBox) -> FastAPI:
-    return make_app(store_url, box)
-
-
-@pytest.fixture
-def client(app: FastAPI, recorder: Recorder) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
-        test_client.event_hooks["response"].append(recorder)
-        yield test_client
-
-
-@pytest.fixture
-def token(store: Any) -> str:
-    return tokens.create_token(store, "tester")
-
-
-@pytest.fixture
-def api(client: TestClient, token: str) -> TestClient:
-    client.headers["Authorization"] = f"Bearer {token}"
-    return client
-
-
-def source_body(source_db: SourceDb, **changes: Any) -> dict[str, Any]:
-    params = sources.parse_dsn(source_db.url)
-    body: dict[str, Any] = {
-        "name": "shop",
-        "host": params.host,
-        "port": params.port,
-        "database": params.database,
-        "username": params.username,
-        "password": params.password,
-        "publication_name": "rosetta_publication",
-    }
-    body.update(changes)
-    return body
-
-
-@pytest.fixture
-def add_source(api: TestClient, source_db: SourceDb) -> Callable[..., dict[str, Any]]:
-    """Register ``source_db`` through the API; returns the created source's JSON."""
-
-    def _add(**changes: Any) -> dict[str, Any]:
-        response = api.post("/api/v1/sources", json=source_body(source_db, **changes))
-        assert response.status_code == 201, response.text
-        created: dict[str, Any] = response.json()["source"]
-        return created
-
-    return _add
-
-
-def password_of(source_db: SourceDb) -> str:
-    password = sources.parse_dsn(source_db.url).password
-    assert password
-    return password
-
+from tests.conftest import Recorder, SourceDb
+from tests.integration.conftest import make_app, password_of, source_body
 
 # --- authentication ------------------------------------------------------------------------
 

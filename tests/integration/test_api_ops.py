@@ -16,19 +16,8 @@ from rosetta.api.app import create_app
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import free_port
-from tests.conftest import TEST_KEY, SourceDb
-from tests.integration import test_api, test_webhooks
-from tests.integration.test_api import Recorder
-from tests.integration.test_webhooks import Receiver
-
-# The API fixtures, shared with test_api.py; the webhook receiver of test_webhooks.py.
-app = test_api.app
-client = test_api.client
-recorder = test_api.recorder
-token = test_api.token
-api = test_api.api
-add_source = test_api.add_source
-receiver = test_webhooks.receiver
+from tests.conftest import TEST_KEY, Receiver, Recorder, SourceDb
+from tests.integration.conftest import source_body
 
 SECRET = "whsec-api-never-shown"
 
@@ -228,7 +217,7 @@ def test_the_served_app_dispatches_webhooks(
         created = served.post(
             "/api/v1/sources",
             params={"sync": "false"},
-            json=test_api.source_body(source_db),
+            json=source_body(source_db),
         ).json()["source"]
         served.post(f"/api/v1/sources/{created['id']}/webhooks", json={"url": receiver.url})
         assert served.post(f"/api/v1/sources/{created['id']}/refresh").status_code == 200

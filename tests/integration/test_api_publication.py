@@ -5,20 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.conftest import SourceDb
-from tests.integration import test_api
-from tests.integration.test_api import Recorder, password_of
+from tests.conftest import Recorder, SourceDb
+from tests.integration.conftest import password_of
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
-
-# The API fixtures, shared with test_api.py.
-app = test_api.app
-client = test_api.client
-recorder = test_api.recorder
-token = test_api.token
-api = test_api.api
-add_source = test_api.add_source
 
 
 def _tables(api: TestClient, source_id: int) -> list[tuple[str, str]]:

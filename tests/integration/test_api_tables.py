@@ -5,18 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tests.conftest import SourceDb
-from tests.integration import test_api
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
-
-# The API fixtures, shared with test_api.py.
-app = test_api.app
-client = test_api.client
-recorder = test_api.recorder
-token = test_api.token
-api = test_api.api
-add_source = test_api.add_source
 
 
 def _setup(source_db: SourceDb, count: int = 5) -> None:

@@ -15,24 +15,20 @@ from psycopg import sql
 from rosetta import sources, webhooks
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import free_port
-from tests.conftest import SourceDb
-from tests.integration import test_web_pages, test_webhooks
+from tests.conftest import Receiver, Recorder, SourceDb
+from tests.integration import test_web_pages
 from tests.integration.test_web_pages import (
     HOSTILE,
-    Recorder,
     csrf_of,
     post,
     tracked_source,
 )
-from tests.integration.test_webhooks import Receiver
 
-# The web fixtures, shared with test_web_pages.py; the webhook receiver of test_webhooks.py.
+# The web fixtures, shared with test_web_pages.py.
 app = test_web_pages.app
 client = test_web_pages.client
-recorder = test_web_pages.recorder
 token = test_web_pages.token
 web = test_web_pages.web
-receiver = test_webhooks.receiver
 
 SECRET = "whsec-web-never-shown"
 

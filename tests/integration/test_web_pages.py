@@ -16,26 +16,10 @@ from rosetta import tokens
 from rosetta.api.app import create_app
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
-from tests.conftest import TEST_KEY, SourceDb
+from tests.conftest import TEST_KEY, Recorder, SourceDb
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-class Recorder:
-    """Every response the client received (headers and body), to prove a secret never left."""
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-
-    def __call__(self, response: Any) -> None:
-        response.read()
-        self.bodies.append(f"{response.headers}\n{response.text}")
-
-    def assert_absent(self, secret: str) -> None:
-        assert self.bodies, "no responses recorded"
-        for body in self.bodies:
-            assert secret not in body
 
 
 @pytest.fixture
@@ -44,11 +28,6 @@ def app(store_url: str, box: SecretBox) -> FastAPI:
         database_url=store_url, secret_key=TEST_KEY, log_file=None, source_connect_timeout=3
     )
     return create_app(settings, store_url, box)
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture
