@@ -339,14 +339,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so uvicorn and the throwaway server are stopped.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, bench_sync.exit_on_sigterm)
     started = time.perf_counter()
     box = SecretBox(SECRET_KEY)
     rows: list[dict[str, Any]] = []
