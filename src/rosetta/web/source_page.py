@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,9 +21,9 @@ from rosetta import publications, registry, sources, webhooks
 from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.errors import (
     InvalidInputError,
+    NotFoundError,
     RosettaError,
     SourceNotFoundError,
-    TableNotFoundError,
     first_line,
 )
 from rosetta.schema.model import display_name
@@ -376,16 +377,29 @@ def add_tables(
     )
 
 
+def owned(
+    request: Request,
+    source: Source,
+    what: str,
+    item_id: int,
+    fetch: Callable[[], dict[str, Any]],
+) -> dict[str, Any] | Response:
+    """The source's ``what`` with ``item_id``, or the 404 page (also when another source owns
+    it)."""
+    row: dict[str, Any] | None
+    try:
+        row = fetch()
+    except NotFoundError:
+        row = None
+    if row is None or row["source_id"] != source.id:
+        return not_found(request, f"Source {source.name} has no {what} with id {item_id}.")
+    return row
+
+
 def _tracked_table(
     request: Request, conn: Conn, source: Source, table_id: int
 ) -> dict[str, Any] | Response:
-    try:
-        row = repository.table_by_id(conn, table_id)
-    except TableNotFoundError:
-        row = None
-    if row is None or row["source_id"] != source.id:
-        return not_found(request, f"Source {source.name} has no table with id {table_id}.")
-    return row
+    return owned(request, source, "table", table_id, lambda: repository.table_by_id(conn, table_id))
 
 
 @router.get("/sources/{source_id:int}/tables/{table_id:int}/remove")

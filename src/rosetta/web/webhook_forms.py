@@ -13,14 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rosetta import webhooks
-from rosetta.errors import InvalidInputError, NotFoundError, RosettaError
+from rosetta.errors import InvalidInputError, RosettaError
 from rosetta.store.repository import Conn, Source
 from rosetta.web import common
 from rosetta.web.auth import PageRoute
 from rosetta.web.common import Store
 from rosetta.web.render import redirect
-from rosetta.web.source_forms import not_found
-from rosetta.web.source_page import confirm, load, render_source
+from rosetta.web.source_page import confirm, load, owned, render_source
 
 router = APIRouter(route_class=PageRoute)
 
@@ -33,12 +32,11 @@ def _endpoint(
     request: Request, conn: Conn, source: Source, webhook_id: int
 ) -> dict[str, Any] | Response:
     """The source's webhook, or the 404 page (also for another source's webhook)."""
-    try:
-        row = webhooks.get_endpoint(conn, webhook_id)
-    except NotFoundError:
-        row = None
-    if row is None or row["source_id"] != source.id:
-        return not_found(request, f"Source {source.name} has no webhook with id {webhook_id}.")
+    row = owned(
+        request, source, "webhook", webhook_id, lambda: webhooks.get_endpoint(conn, webhook_id)
+    )
+    if isinstance(row, Response):
+        return row
     return {"id": row["id"], "url": row["url"]}  # never the secret
 
 
