@@ -35,7 +35,41 @@ class Settings(BaseSettings):
         "fingerprints (0: never).",
     )
     monitor_concurrency: int = Field(default=4, ge=1, le=64, description="Sources synced at once.")
-    source_connect_timeout: int = Field(default=10, ge=1, description="Seconds.")
+    source_connect_timeout: int = Field(default=10, ge=1, le=3600, description="Seconds.")
+    source_statement_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="Seconds any one statement on a source may run before it is cancelled.",
+    )
+    source_lock_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=86400,
+        description="Seconds a statement on a source may wait for a lock (a table locked by "
+        "ALTER TABLE or VACUUM FULL) before that read fails.",
+    )
+    source_networks: str = Field(
+        default="*",
+        description="Where sources may be: comma-separated host names, IP addresses and CIDR "
+        "networks; '*' is any address except link-local (cloud metadata) ones; 'local' allows "
+        "Unix-domain sockets.",
+    )
+    webhook_networks: str = Field(
+        default="*",
+        description="Where webhooks may be sent, in the form of ROSETTA_SOURCE_NETWORKS.",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds one webhook attempt may take in all."
+    )
+    webhook_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Webhook endpoints sent to at once."
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body the API and the web UI read (larger: 413).",
+    )
     webhook_retry_base_seconds: float = Field(
         default=5.0, gt=0, description="First retry delay of a failed webhook; doubles each time."
     )

@@ -111,3 +111,22 @@ class SourceActionError(RosettaError):
 
     exit_code = 8
     http_status = 409
+
+
+class NetworkNotAllowedError(InvalidInputError):
+    """That address is outside the networks Rosetta may connect to: see ROSETTA_SOURCE_NETWORKS
+    and ROSETTA_WEBHOOK_NETWORKS."""
+
+    http_status = 403
+
+
+class PasswordRequiredError(InvalidInputError):
+    """Enter the password again: the stored password is only sent where and how it was saved
+    for."""
+
+
+class ForbiddenError(RosettaError):
+    """This token's role may not do that: an admin token can."""
+
+    exit_code = 7
+    http_status = 403
