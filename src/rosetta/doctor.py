@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from rosetta import sqlfile
-from rosetta.catalog import reader
+from rosetta.catalog.connection import SourceLimits, connect
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, first_line
 from rosetta.schema.model import display_name
@@ -121,7 +121,7 @@ def diagnose(
     source: Source | None = None,
     table: str | None = None,
     *,
-    timeout: int = 10,
+    limits: SourceLimits | None = None,
     diag: Diagnosis | None = None,
 ) -> Diagnosis:
     """Run every check: the store, the monitor, and each source (or one source / table)."""
@@ -132,7 +132,7 @@ def diagnose(
     sources = [source] if source else repository.list_sources(store)
     store.rollback()
     for src in sources:
-        check_source(diag, store, box, src, table, timeout=timeout)
+        check_source(diag, store, box, src, table, limits=limits or SourceLimits())
     return diag
 
 
@@ -143,14 +143,14 @@ def check_source(
     source: Source,
     table: str | None,
     *,
-    timeout: int,
+    limits: SourceLimits,
 ) -> None:
     from rosetta.sync import connection_params
 
     who = source.name
     try:
         params = connection_params(source, box)
-        conn = reader.connect(params, timeout)
+        conn = connect(params, limits)
     except RosettaError as exc:
         fix = (
             f"re-enter the password: `rosetta source update {source.name} --password-stdin`"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -16,6 +20,17 @@ class _SourceDefault(logging.Filter):
         if not hasattr(record, "source"):
             record.source = "-"
         return True
+
+
+class _PrivateFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file only its owner may read (mode 0600), its rotated copies too."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        return io.TextIOWrapper(
+            io.FileIO(fd, "a"), encoding=self.encoding, errors=self.errors, write_through=True
+        )
 
 
 def setup(
@@ -35,7 +50,7 @@ def setup(
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(
-            logging.handlers.RotatingFileHandler(
+            _PrivateFileHandler(
                 log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
             )
         )
@@ -56,3 +71,35 @@ def safe(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+class Pending:
+    """Log lines held back until the transaction they describe has committed."""
+
+    def __init__(self, log: logging.LoggerAdapter[logging.Logger]) -> None:
+        self.log = log
+        self.lines: list[tuple[int, str, tuple[object, ...]]] = []
+
+    def info(self, msg: str, *args: object) -> None:
+        self.lines.append((logging.INFO, msg, args))
+
+    def warning(self, msg: str, *args: object) -> None:
+        self.lines.append((logging.WARNING, msg, args))
+
+    def error(self, msg: str, *args: object) -> None:
+        self.lines.append((logging.ERROR, msg, args))
+
+    def flush(self) -> None:
+        for level, msg, args in self.lines:
+            self.log.log(level, msg, *args)
+        self.lines.clear()
+
+
+@contextmanager
+def after_commit(log: logging.LoggerAdapter[logging.Logger]) -> Iterator[Pending]:
+    """Enter before a transaction: what is logged to the :class:`Pending` inside is written
+    once the transaction has committed, and never if it failed (the error is logged instead
+    by whoever handles it)."""
+    pending = Pending(log)
+    yield pending
+    pending.flush()

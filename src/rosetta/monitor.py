@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from rosetta.catalog.connection import SourceLimits
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError
 from rosetta.store import db, repository
@@ -71,14 +72,14 @@ class Monitor:
         *,
         interval: float = 60.0,
         concurrency: int = 4,
-        timeout: int = 10,
+        limits: SourceLimits | None = None,
         full_every: int = 60,
     ) -> None:
         self.store_url = store_url
         self.box = box
         self.interval = interval
         self.concurrency = concurrency
-        self.timeout = timeout
+        self.limits = limits or SourceLimits()
         self.full_every = full_every
         self.cycles = 0
         self.monitor_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -89,7 +90,7 @@ class Monitor:
     def _sync_one(self, source: Source, full: bool = False) -> SyncSummary:
         store = db.connect(self.store_url, check=False)
         try:
-            return sync_source(store, source, self.box, timeout=self.timeout, full=full)
+            return sync_source(store, source, self.box, limits=self.limits, full=full)
         except StoreUnavailableError:
             raise
         except RosettaError as exc:

@@ -13,16 +13,16 @@ import psycopg
 from psycopg import sql
 
 from rosetta import sqlfile
-from rosetta.catalog import reader
-from rosetta.catalog.reader import ConnectionParams
+from rosetta.catalog import connection
+from rosetta.catalog.connection import ConnectionParams, SourceLimits
 from rosetta.errors import SourceActionError, first_line
 
 TableName = tuple[str, str]
 
 
 @contextmanager
-def _source(params: ConnectionParams, timeout: int, action: str) -> Iterator[Any]:
-    conn = reader.connect(params, timeout)
+def _source(params: ConnectionParams, limits: SourceLimits, action: str) -> Iterator[Any]:
+    conn = connection.connect(params, limits)
     try:
         yield conn
     except psycopg.Error as exc:
@@ -35,56 +35,60 @@ def _table(name: TableName) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(name[0]), sql.Identifier(name[1]))
 
 
-def available_tables(params: ConnectionParams, publication: str, timeout: int) -> list[TableName]:
+def available_tables(
+    params: ConnectionParams, publication: str, limits: SourceLimits
+) -> list[TableName]:
     """Tables of the source that the publication does not carry."""
     query = sqlfile.load("rosetta.catalog", "queries.sql")["available_tables"]
-    with _source(params, timeout, "list the source's tables") as conn:
+    with _source(params, limits, "list the source's tables") as conn:
         return [(r[0], r[1]) for r in conn.execute(query, {"publication": publication})]
 
 
 def create_publication(
-    params: ConnectionParams, publication: str, tables: Sequence[TableName], timeout: int
+    params: ConnectionParams, publication: str, tables: Sequence[TableName], limits: SourceLimits
 ) -> None:
     stmt = sql.SQL("CREATE PUBLICATION {}").format(sql.Identifier(publication))
     if tables:
         stmt = sql.SQL("{} FOR TABLE {}").format(
             stmt, sql.SQL(", ").join(_table(t) for t in tables)
         )
-    with _source(params, timeout, f"create publication {publication!r}") as conn:
+    with _source(params, limits, f"create publication {publication!r}") as conn:
         conn.execute(stmt)
 
 
-def add_table(params: ConnectionParams, publication: str, table: TableName, timeout: int) -> None:
+def add_table(
+    params: ConnectionParams, publication: str, table: TableName, limits: SourceLimits
+) -> None:
     stmt = sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
         sql.Identifier(publication), _table(table)
     )
-    with _source(params, timeout, f"add {table[0]}.{table[1]} to the publication") as conn:
+    with _source(params, limits, f"add {table[0]}.{table[1]} to the publication") as conn:
         conn.execute(stmt)
 
 
 def remove_table(
-    params: ConnectionParams, publication: str, table: TableName, timeout: int
+    params: ConnectionParams, publication: str, table: TableName, limits: SourceLimits
 ) -> None:
     stmt = sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(
         sql.Identifier(publication), _table(table)
     )
-    with _source(params, timeout, f"remove {table[0]}.{table[1]} from the publication") as conn:
+    with _source(params, limits, f"remove {table[0]}.{table[1]} from the publication") as conn:
         conn.execute(stmt)
 
 
-def drop_publication(params: ConnectionParams, publication: str, timeout: int) -> None:
+def drop_publication(params: ConnectionParams, publication: str, limits: SourceLimits) -> None:
     stmt = sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication))
-    with _source(params, timeout, f"drop publication {publication!r}") as conn:
+    with _source(params, limits, f"drop publication {publication!r}") as conn:
         conn.execute(stmt)
 
 
-def create_slot(params: ConnectionParams, slot: str, timeout: int) -> None:
-    with _source(params, timeout, f"create replication slot {slot!r}") as conn:
+def create_slot(params: ConnectionParams, slot: str, limits: SourceLimits) -> None:
+    with _source(params, limits, f"create replication slot {slot!r}") as conn:
         conn.execute(
             "SELECT pg_catalog.pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,)
         )
 
 
-def drop_slot(params: ConnectionParams, slot: str, timeout: int) -> None:
-    with _source(params, timeout, f"drop replication slot {slot!r}") as conn:
+def drop_slot(params: ConnectionParams, slot: str, limits: SourceLimits) -> None:
+    with _source(params, limits, f"drop replication slot {slot!r}") as conn:
         conn.execute("SELECT pg_catalog.pg_drop_replication_slot(%s)", (slot,))

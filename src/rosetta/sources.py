@@ -10,7 +10,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from rosetta.catalog import reader
-from rosetta.catalog.reader import CatalogSnapshot, ConnectionParams
+from rosetta.catalog.connection import (
+    ConnectionParams,
+    SourceLimits,
+    check_password_reuse,
+    connect,
+)
+from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.crypto import SecretBox
 from rosetta.errors import InvalidInputError
 from rosetta.store import repository
@@ -71,10 +77,10 @@ def parse_dsn(dsn: str, password: str | None = None) -> ConnectionParams:
 
 
 def check_connection(
-    params: ConnectionParams, publication: str, slot: str | None, timeout: int
+    params: ConnectionParams, publication: str, slot: str | None, limits: SourceLimits
 ) -> CatalogSnapshot:
     """Connect and read the publication's state; raises SourceConnectionError on failure."""
-    conn = reader.connect(params, timeout)
+    conn = connect(params, limits)
     try:
         return reader.read_state(conn, publication, slot)
     finally:
@@ -82,7 +88,7 @@ def check_connection(
 
 
 def _values(data: SourceInput, box: SecretBox) -> dict[str, Any]:
-    p = data.params
+    p = data.params.validated()
     return {
         "name": validate_name(data.name),
         "host": p.host,
@@ -106,9 +112,25 @@ def add_source(store: Conn, box: SecretBox, data: SourceInput) -> Source:
     return source
 
 
+def stored_params(source: Source) -> ConnectionParams:
+    """Where ``source`` is registered, without its password."""
+    return ConnectionParams(
+        source.host,
+        source.port,
+        source.database,
+        source.username,
+        None,
+        dict(source.connect_options or {}),
+    )
+
+
 def update_source(store: Conn, box: SecretBox, source: Source, data: SourceInput) -> Source:
+    """Store the new settings. Without a new password the stored one is kept, and only if the
+    connection still goes where and how it was saved for (else PasswordRequiredError)."""
     values = _values(data, box)
     if data.params.password is None:
+        if source.password_encrypted:
+            check_password_reuse(stored_params(source), data.params)
         values["password_encrypted"] = source.password_encrypted
     updated = repository.update_source(store, source.id, values)
     store.commit()
@@ -120,16 +142,12 @@ def with_stored_password(
 ) -> ConnectionParams:
     """``params`` for a changed source, with its stored password when none was given.
 
-    The stored password is only ever sent to the server it was stored for: a new host or port
-    needs the password again.
+    The stored password is only ever sent where and how it was saved for: a new host or port,
+    or another TLS or authentication option, needs the password again (PasswordRequiredError).
     """
     if params.password is not None or not source.password_encrypted:
         return params
-    if (params.host, params.port) != (source.host, source.port):
-        raise InvalidInputError(
-            "enter the password again: the host or port changed, and the stored password is "
-            "only sent to the server it was saved for"
-        )
+    check_password_reuse(stored_params(source), params)
     password = box.decrypt(
         source.password_encrypted, what=f"the password of source {source.name!r}"
     )

@@ -9,6 +9,7 @@ one failing table never undoes or stops the others.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -16,7 +17,8 @@ from psycopg.pq import TransactionStatus
 from rosetta import logs
 from rosetta.apply import apply_plan
 from rosetta.catalog import reader
-from rosetta.catalog.reader import CatalogSnapshot, CatalogTable, ConnectionParams
+from rosetta.catalog.connection import ConnectionParams, SourceLimits, connect, describe
+from rosetta.catalog.reader import CatalogSnapshot, CatalogTable
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError, first_line
 from rosetta.store.repository import Conn, Source, q, record_sync, set_source_flags
@@ -44,12 +46,13 @@ class SourceReader:
     """The open connection to a source during one sync; failures become one line (never the
     password)."""
 
-    def __init__(self, params: ConnectionParams, source: Source, timeout: int) -> None:
+    def __init__(self, params: ConnectionParams, source: Source, limits: SourceLimits) -> None:
         self.source = source
-        self.conn = reader.connect(params, timeout)
+        self.limits = limits
+        self.conn = connect(params, limits)
 
     def _failed(self, exc: psycopg.Error) -> RosettaError:
-        return RosettaError(f"cannot read the catalog of {self.source.address}: {first_line(exc)}")
+        return RosettaError(f"cannot read the catalog of {self.source.address}: {describe(exc)}")
 
     def publication(self) -> CatalogSnapshot:
         """Every table of the publication, by fingerprint (one round trip)."""
@@ -67,21 +70,48 @@ class SourceReader:
         """The columns of the tables that need them (one round trip)."""
         try:
             return reader.read_columns(self.conn, self.source.publication_name, tables)
+        except psycopg.errors.LockNotAvailable:
+            return self._columns_one_by_one(tables)
         except psycopg.Error as exc:
             raise self._failed(exc) from None
+
+    def _columns_one_by_one(self, tables: list[CatalogTable]) -> list[CatalogTable]:
+        """After a lock timeout, each table alone: only the locked ones fail (with the
+        reason), the others are read. Bounded by one statement timeout in all."""
+        found: list[CatalogTable] = []
+        deadline = time.monotonic() + self.limits.statement_timeout
+        for table in tables:
+            if time.monotonic() > deadline:
+                found.append(
+                    replace(table, read_error="not read: the source's tables stayed locked")
+                )
+                continue
+            try:
+                found.extend(reader.read_columns(self.conn, self.source.publication_name, [table]))
+            except psycopg.errors.LockNotAvailable as exc:
+                found.append(replace(table, read_error=describe(exc)))
+            except psycopg.Error as exc:
+                raise self._failed(exc) from None
+        return found
 
     def close(self) -> None:
         self.conn.close()
 
 
 def sync_source(
-    store: Conn, source: Source, box: SecretBox, *, timeout: int = 10, full: bool = False
+    store: Conn,
+    source: Source,
+    box: SecretBox,
+    *,
+    limits: SourceLimits | None = None,
+    full: bool = False,
 ) -> SyncSummary:
     """Bring the store in line with the source's publication, now. ``full`` compares every
     table's columns, not only those whose fingerprint changed."""
     started = time.perf_counter()
     summary = SyncSummary(source.name)
-    log = logs.for_source(source.name)
+    # Every line about what the sync wrote is logged once its transaction has committed.
+    pending = logs.after_commit(logs.for_source(source.name))
     # The sync is its own transaction: end whatever the caller's reads left open.
     status = store.info.transaction_status
     if status == TransactionStatus.INTRANS:
@@ -90,10 +120,12 @@ def sync_source(
         store.rollback()
     source_reader: SourceReader | None = None
     try:
-        with store.transaction():
+        with pending as log, store.transaction():
             store.execute(q("lock_source"), {"id": source.id})
             try:
-                source_reader = SourceReader(connection_params(source, box), source, timeout)
+                source_reader = SourceReader(
+                    connection_params(source, box), source, limits or SourceLimits()
+                )
                 snapshot = source_reader.publication()
             except RosettaError as exc:
                 summary.error = exc.message

@@ -47,6 +47,21 @@ def test_demo_on_the_embedded_store(tmp_path: Path) -> None:
             timeout=30,
         )
         assert done.returncode == 0, done.stderr
+        # The demo source reads with a role of its own, never the store's superuser.
+        role = subprocess.run(
+            [
+                psql,
+                conninfo,
+                "-Atc",
+                "SELECT current_user, rolsuper, rolreplication, "
+                "rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user",
+            ],
+            env=dict(env, PGPASSFILE=pgpass),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert role.stdout.strip() == "rosetta_demo|f|f|f|f", role.stderr
 
         deadline = time.monotonic() + 30
         line = "Added new table tracking with schema: shipments"
@@ -55,6 +70,7 @@ def test_demo_on_the_embedded_store(tmp_path: Path) -> None:
         assert line in log_file.read_text()
         status, sources = request(f"{server.base}/api/v1/sources", token)
         assert status == 200 and [s["name"] for s in sources] == ["demo"]
+        assert sources[0]["username"] == "rosetta_demo"
     finally:
         server.stop()
         subprocess.run([ROSETTA, "db", "stop"], env=env, capture_output=True, timeout=60)

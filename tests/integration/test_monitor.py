@@ -9,6 +9,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from rosetta import sources
+from rosetta.catalog.connection import SourceLimits
 from rosetta.crypto import SecretBox
 from rosetta.errors import StoreUnavailableError
 from rosetta.monitor import Monitor
@@ -63,7 +64,9 @@ def test_cycle_syncs_every_source_and_survives_an_unreachable_one(
     sources.add_source(
         store, box, sources.SourceInput("bad", sources.parse_dsn(bad_dsn), PUB, None)
     )
-    monitor = Monitor(store_url, box, interval=60, concurrency=2, timeout=5)
+    monitor = Monitor(
+        store_url, box, interval=60, concurrency=2, limits=SourceLimits(connect_timeout=5)
+    )
 
     result = monitor.run_cycle()
 
@@ -132,7 +135,9 @@ def test_a_source_whose_publication_is_missing_is_flagged_and_skipped(
         register("shop", slot="rosetta_slot_monitor")
         register("ghost", publication="never_created")
         register("other", publication="other_pub")
-        monitor = Monitor(store_url, box, interval=60, concurrency=3, timeout=5)
+        monitor = Monitor(
+            store_url, box, interval=60, concurrency=3, limits=SourceLimits(connect_timeout=5)
+        )
 
         first = monitor.run_cycle()
         assert {s.source: s.status for s in first.summaries} == {

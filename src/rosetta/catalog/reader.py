@@ -11,28 +11,12 @@ import psycopg
 from psycopg.rows import dict_row
 
 from rosetta import sqlfile
-from rosetta.errors import SourceConnectionError, first_line
+from rosetta.catalog.connection import ConnectionParams as ConnectionParams
+from rosetta.catalog.connection import SourceLimits as SourceLimits
+from rosetta.catalog.connection import connect as connect
 from rosetta.schema.model import SchemaJson, TableSchema
 
 TableKey = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionParams:
-    """Where a source lives. ``password`` is the decrypted secret: never log this object."""
-
-    host: str
-    port: int
-    database: str
-    username: str
-    password: str | None
-    options: dict[str, str]
-
-    def __repr__(self) -> str:
-        return (
-            f"ConnectionParams(host={self.host!r}, port={self.port}, "
-            f"database={self.database!r}, username={self.username!r})"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +33,15 @@ class CatalogTable:
     column_count: int
     fingerprint: str
     columns_text: str | None = None
+    read_error: str | None = None
 
     @property
     def key(self) -> TableKey:
         return (self.schema_name, self.table_name)
 
     def schema_json(self) -> SchemaJson:
+        if self.read_error is not None:
+            raise ValueError(self.read_error)
         if self.columns_text is None:
             raise ValueError(f"the columns of {self.schema_name}.{self.table_name} were not read")
         parsed: SchemaJson = json.loads(self.columns_text)
@@ -79,29 +66,6 @@ def fingerprint(
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{oid}|{kind}|{replica_identity}|{can_select}|{column_digest}".encode())
     return digest.hexdigest()
-
-
-def connect(params: ConnectionParams, timeout: int) -> psycopg.Connection[Any]:
-    """Open an autocommit connection to a source, translating failures into one clear line."""
-    kwargs: dict[str, Any] = dict(params.options)
-    if params.password is not None:
-        kwargs["password"] = params.password
-    try:
-        return psycopg.connect(
-            host=params.host,
-            port=params.port,
-            dbname=params.database,
-            user=params.username,
-            connect_timeout=timeout,
-            application_name="rosetta",
-            autocommit=True,
-            **kwargs,
-        )
-    except psycopg.Error as exc:
-        raise SourceConnectionError(
-            f"cannot connect to {params.host}:{params.port}/{params.database} as "
-            f"{params.username}: {first_line(exc)}"
-        ) from None
 
 
 def read_state(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from rosetta.catalog.connection import SourceLimits
     from rosetta.config import Settings
     from rosetta.crypto import SecretBox
     from rosetta.store.repository import Conn
@@ -52,6 +53,12 @@ class Context:
         from rosetta.runtime import secret_box
 
         return secret_box(self.settings)
+
+    def limits(self) -> SourceLimits:
+        """Time limits and the network policy of every source connection."""
+        from rosetta.catalog.connection import SourceLimits
+
+        return SourceLimits.from_settings(self.settings)
 
     def logging(self, *, to_stderr: bool = False) -> None:
         from rosetta import logs

@@ -54,7 +54,7 @@ def fix_schema_versions(
                 store,
                 repository.source_by_id(store, ids[name]),
                 ctx.box(),
-                timeout=ctx.settings.source_connect_timeout,
+                limits=ctx.limits(),
             )
             if summary.error:
                 typer.echo(f"Could not heal from source {name}: {summary.error}")
@@ -114,9 +114,7 @@ def doctor(
                 else:
                     src = repository.source_by_name(store, source)  # unknown: one-line error
                 store.rollback()
-            doc.diagnose(
-                store, ctx.box(), src, table, timeout=ctx.settings.source_connect_timeout, diag=diag
-            )
+            doc.diagnose(store, ctx.box(), src, table, limits=ctx.limits(), diag=diag)
         finally:
             store.close()
     if as_json:

@@ -41,7 +41,7 @@ def source_add(
     params = sources.parse_dsn(dsn, read_secret_stdin() if password_stdin else None)
     data = sources.SourceInput(name, params, publication, slot)
     sources.validate_name(name)
-    state = sources.check_connection(params, publication, slot, ctx.settings.source_connect_timeout)
+    state = sources.check_connection(params, publication, slot, ctx.limits())
     box = ctx.box()
     store = ctx.store()
     try:
@@ -58,7 +58,7 @@ def source_add(
             ctx.logging()
             from rosetta.sync import sync_source
 
-            summary = sync_source(store, source, box, timeout=ctx.settings.source_connect_timeout)
+            summary = sync_source(store, source, box, limits=ctx.limits())
             print_summary(summary)
     finally:
         store.close()
@@ -102,7 +102,7 @@ def source_update(
                 check,
                 data.publication_name,
                 data.replication_name,
-                ctx.settings.source_connect_timeout,
+                ctx.limits(),
             )
         updated = sources.update_source(store, box, src, data)
         typer.echo(f"Updated source {updated.name}.")

@@ -27,9 +27,7 @@ def refresh(
     try:
         src = repository.source_by_name(store, name)
         store.rollback()
-        summary = sync_source(
-            store, src, ctx.box(), timeout=ctx.settings.source_connect_timeout, full=full
-        )
+        summary = sync_source(store, src, ctx.box(), limits=ctx.limits(), full=full)
     finally:
         store.close()
     if as_json:
@@ -75,19 +73,17 @@ def monitor(
         interval=interval or ctx.settings.monitor_interval,
         concurrency=ctx.settings.monitor_concurrency,
         full_every=ctx.settings.monitor_full_every,
-        timeout=ctx.settings.source_connect_timeout,
+        limits=ctx.limits(),
     )
     if once:
         mon.run_cycle()
         return
-    from rosetta.webhooks import Dispatcher
+    from rosetta.webhooks import Dispatcher, Options
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    dispatcher = Dispatcher(
-        ctx.store_url, ctx.box(), base_delay=ctx.settings.webhook_retry_base_seconds
-    )
+    dispatcher = Dispatcher(ctx.store_url, ctx.box(), Options.from_settings(ctx.settings))
     dispatcher.start()
     try:
         mon.run_forever(stop)

@@ -9,9 +9,9 @@ from starlette.requests import Request
 
 from rosetta.api.deps import box as box
 from rosetta.api.deps import get_store
+from rosetta.api.deps import limits as limits
 from rosetta.api.deps import settings as settings
-from rosetta.api.deps import timeout as timeout
-from rosetta.catalog.reader import ConnectionParams
+from rosetta.catalog.connection import ConnectionParams, SourceLimits
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
 from rosetta.summary import SyncSummary
@@ -24,9 +24,9 @@ SUMMARY_SAMPLE = 5
 STATUS_CHECK_TIMEOUT = 3
 
 
-def quick_timeout(request: Request) -> int:
+def quick_limits(request: Request) -> SourceLimits:
     """For a page that only shows a status: do not hang the page on a dead source."""
-    return min(timeout(request), STATUS_CHECK_TIMEOUT)
+    return limits(request).quicker(STATUS_CHECK_TIMEOUT)
 
 
 def params_of(request: Request, source: Source) -> ConnectionParams:
@@ -45,7 +45,7 @@ def run_sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
     idle(conn)
     source = repository.source_by_id(conn, source_id)
     idle(conn)
-    return sync_source(conn, source, box(request), timeout=timeout(request))
+    return sync_source(conn, source, box(request), limits=limits(request))
 
 
 def summary_payload(summary: SyncSummary) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def diagnose_page(
     table = table.strip()
     started = time.monotonic()
     diag = doctor.diagnose(
-        conn, common.box(request), source, table or None, timeout=common.timeout(request)
+        conn, common.box(request), source, table or None, limits=common.limits(request)
     )
     duration = time.monotonic() - started
     common.idle(conn)

@@ -23,7 +23,7 @@ from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError,
 from rosetta.store import repository
 from rosetta.store.repository import Source
 from rosetta.web import common
-from rosetta.web.auth import PageRoute
+from rosetta.web.auth import PageRoute, admin
 from rosetta.web.common import Store
 from rosetta.web.render import redirect, render
 
@@ -112,7 +112,7 @@ def _test_connection(request: Request, data: sources.SourceInput) -> TestResult:
     p = data.params
     try:
         snap = sources.check_connection(
-            p, data.publication_name, data.replication_name, common.timeout(request)
+            p, data.publication_name, data.replication_name, common.limits(request)
         )
     except RosettaError as exc:
         return TestResult(False, "Connection failed", [exc.message])
@@ -186,6 +186,7 @@ def _invalid(
 
 
 @router.get("/sources/new")
+@admin
 def new_source_page(request: Request) -> Response:
     return _form_page(request, SourceFormData(), source=None)
 
@@ -228,6 +229,7 @@ def not_found(request: Request, message: str) -> Response:
 
 
 @router.get("/sources/{source_id:int}/edit")
+@admin
 def edit_source_page(request: Request, conn: Store, source_id: int) -> Response:
     source = _source_or_404(request, conn, source_id)
     if isinstance(source, Response):
@@ -259,6 +261,7 @@ def update_source(request: Request, conn: Store, source_id: int, form: SourceFor
 
 
 @router.get("/sources/{source_id:int}/delete")
+@admin
 def delete_source_page(request: Request, conn: Store, source_id: int) -> Response:
     source = _source_or_404(request, conn, source_id)
     if isinstance(source, Response):

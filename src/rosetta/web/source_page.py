@@ -30,7 +30,7 @@ from rosetta.schema.model import display_name
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
 from rosetta.web import common
-from rosetta.web.auth import PageRoute
+from rosetta.web.auth import PageRoute, admin, can_admin
 from rosetta.web.common import Store
 from rosetta.web.render import redirect, render
 from rosetta.web.source_forms import not_found
@@ -64,7 +64,7 @@ def _live_state(request: Request, source: Source) -> tuple[CatalogSnapshot | Non
     try:
         params = common.params_of(request, source)
         snap = sources.check_connection(
-            params, source.publication_name, source.replication_name, common.quick_timeout(request)
+            params, source.publication_name, source.replication_name, common.quick_limits(request)
         )
     except RosettaError as exc:
         return None, exc.message
@@ -117,6 +117,8 @@ def render_source(
     if status not in registry.STATUSES:
         status = ""
     tab = tab if tab in TABS else "tables"
+    if tab == "available" and not can_admin(request):
+        tab = "tables"  # the picker of an admin action (it reads the source): admins only
     counts = registry.status_counts(conn, source.id)
     endpoints = webhooks.list_endpoints(conn, source.id)
     context: dict[str, Any] = {
@@ -191,7 +193,7 @@ def _available(
     try:
         params = common.params_of(request, source)
         found = publications.available_tables(
-            params, source.publication_name, common.timeout(request)
+            params, source.publication_name, common.limits(request)
         )
     except RosettaError as exc:
         return [], exc.message
@@ -237,7 +239,7 @@ def create_publication(request: Request, conn: Store, source_id: int) -> Respons
         conn,
         source_id,
         lambda params, source: publications.create_publication(
-            params, source.publication_name, [], common.timeout(request)
+            params, source.publication_name, [], common.limits(request)
         ),
         "Publication created. Add tables to it from the Available tables tab.",
     )
@@ -248,7 +250,7 @@ def create_slot(request: Request, conn: Store, source_id: int) -> Response:
     def action(params: Any, source: Source) -> None:
         if not source.replication_name:
             raise InvalidInputError("this source has no replication slot name: edit it first")
-        publications.create_slot(params, source.replication_name, common.timeout(request))
+        publications.create_slot(params, source.replication_name, common.limits(request))
 
     return _act(request, conn, source_id, action, "Replication slot created.")
 
@@ -276,6 +278,7 @@ def confirm(
 
 
 @router.get("/sources/{source_id:int}/publication/drop")
+@admin
 def drop_publication_page(request: Request, conn: Store, source_id: int) -> Response:
     source = load(request, conn, source_id)
     if isinstance(source, Response):
@@ -298,13 +301,14 @@ def drop_publication(request: Request, conn: Store, source_id: int) -> Response:
         conn,
         source_id,
         lambda params, source: publications.drop_publication(
-            params, source.publication_name, common.timeout(request)
+            params, source.publication_name, common.limits(request)
         ),
         "Publication dropped.",
     )
 
 
 @router.get("/sources/{source_id:int}/slot/drop")
+@admin
 def drop_slot_page(request: Request, conn: Store, source_id: int) -> Response:
     source = load(request, conn, source_id)
     if isinstance(source, Response):
@@ -325,7 +329,7 @@ def drop_slot(request: Request, conn: Store, source_id: int) -> Response:
     def action(params: Any, source: Source) -> None:
         if not source.replication_name:
             raise InvalidInputError("this source has no replication slot name")
-        publications.drop_slot(params, source.replication_name, common.timeout(request))
+        publications.drop_slot(params, source.replication_name, common.limits(request))
 
     return _act(request, conn, source_id, action, "Replication slot dropped.")
 
@@ -363,7 +367,7 @@ def add_tables(
 
     def action(params: Any, source: Source) -> None:
         for name in names:
-            publications.add_table(params, source.publication_name, name, common.timeout(request))
+            publications.add_table(params, source.publication_name, name, common.limits(request))
 
     shown = ", ".join(display_name(*n) for n in names[:5])
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
@@ -403,6 +407,7 @@ def _tracked_table(
 
 
 @router.get("/sources/{source_id:int}/tables/{table_id:int}/remove")
+@admin
 def remove_table_page(request: Request, conn: Store, source_id: int, table_id: int) -> Response:
     source = load(request, conn, source_id)
     if isinstance(source, Response):
@@ -433,7 +438,7 @@ def remove_table(request: Request, conn: Store, source_id: int, table_id: int) -
     table = (str(row["schema_name"]), str(row["table_name"]))
 
     def action(params: Any, src: Source) -> None:
-        publications.remove_table(params, src.publication_name, table, common.timeout(request))
+        publications.remove_table(params, src.publication_name, table, common.limits(request))
 
     return _act(
         request,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from rosetta.api.deps import box as box
+from rosetta.api.deps import limits as limits
 from rosetta.api.deps import settings as settings
-from rosetta.api.deps import timeout as timeout
 from rosetta.api.schemas import SourceOut, SyncSummaryOut
 from rosetta.catalog.reader import ConnectionParams
 from rosetta.store import repository
@@ -53,7 +53,7 @@ def sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
     """Sync the source now, as the monitor does (the sync runs its own transaction)."""
     source = repository.source_by_id(conn, source_id)
     conn.rollback()
-    return sync_source(conn, source, box(request), timeout=timeout(request))
+    return sync_source(conn, source, box(request), limits=limits(request))
 
 
 def summary_out(summary: SyncSummary) -> SyncSummaryOut:

@@ -36,7 +36,5 @@ def diagnose(
 ) -> DiagnosisOut:
     source = repository.source_by_id(conn, source_id)
     conn.rollback()
-    diag = doctor.diagnose(
-        conn, common.box(request), source, table, timeout=common.timeout(request)
-    )
+    diag = doctor.diagnose(conn, common.box(request), source, table, limits=common.limits(request))
     return DiagnosisOut.model_validate(diag.to_json())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from rosetta import publications
-from rosetta.api.deps import Store, require_token
+from rosetta.api.deps import ADMIN_ONLY, FORBIDDEN, Store, require_token
 from rosetta.api.routes import common
 from rosetta.api.schemas import (
     ActionOut,
@@ -52,12 +52,14 @@ def _done(request: Request, conn: Store, source_id: int, message: str) -> Action
 @router.get(
     "/sources/{source_id}/available-tables",
     response_model=list[AvailableTableOut],
-    summary="Tables of the source that its publication does not carry",
-    responses={502: SOURCE_ERRORS[502]},
+    summary="Tables of the source that its publication does not carry (admin: it reads the "
+    "source's catalog, to choose a table to add)",
+    dependencies=ADMIN_ONLY,
+    responses={502: SOURCE_ERRORS[502], **FORBIDDEN},
 )
 def available_tables(request: Request, source_id: int, conn: Store) -> list[AvailableTableOut]:
     source, params = common.source_params(request, conn, source_id)
-    found = publications.available_tables(params, source.publication_name, common.timeout(request))
+    found = publications.available_tables(params, source.publication_name, common.limits(request))
     return [
         AvailableTableOut(schema_name=s, table_name=t, name=display_name(s, t)) for s, t in found
     ]
@@ -68,16 +70,15 @@ def available_tables(request: Request, source_id: int, conn: Store) -> list[Avai
     response_model=ActionOut,
     status_code=201,
     summary="Create the source's publication for the given tables",
-    responses=SOURCE_ERRORS,
+    dependencies=ADMIN_ONLY,
+    responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def create_publication(
     request: Request, source_id: int, body: PublicationCreate, conn: Store
 ) -> ActionOut:
     tables = [_ref(item) for item in body.tables]
     source, params = common.source_params(request, conn, source_id)
-    publications.create_publication(
-        params, source.publication_name, tables, common.timeout(request)
-    )
+    publications.create_publication(params, source.publication_name, tables, common.limits(request))
     return _done(
         request,
         conn,
@@ -90,11 +91,12 @@ def create_publication(
     "/sources/{source_id}/publication",
     response_model=ActionOut,
     summary="Drop the source's publication (its tables are kept here, marked removed)",
-    responses=SOURCE_ERRORS,
+    dependencies=ADMIN_ONLY,
+    responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def drop_publication(request: Request, source_id: int, conn: Store) -> ActionOut:
     source, params = common.source_params(request, conn, source_id)
-    publications.drop_publication(params, source.publication_name, common.timeout(request))
+    publications.drop_publication(params, source.publication_name, common.limits(request))
     return _done(request, conn, source_id, f"dropped publication {source.publication_name}")
 
 
@@ -103,7 +105,8 @@ def drop_publication(request: Request, source_id: int, conn: Store) -> ActionOut
     response_model=ActionOut,
     status_code=201,
     summary="Add one table to the source's publication",
-    responses=SOURCE_ERRORS,
+    dependencies=ADMIN_ONLY,
+    responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def add_table(
     request: Request, source_id: int, body: PublicationTableAdd, conn: Store
@@ -112,7 +115,7 @@ def add_table(
         raise InvalidInputError('give the table as {"table": "schema.table"}')
     table = _table_name(body.schema_name, body.table)
     source, params = common.source_params(request, conn, source_id)
-    publications.add_table(params, source.publication_name, table, common.timeout(request))
+    publications.add_table(params, source.publication_name, table, common.limits(request))
     return _done(
         request,
         conn,
@@ -125,14 +128,15 @@ def add_table(
     "/sources/{source_id}/publication/tables/{schema}/{table}",
     response_model=ActionOut,
     summary="Remove one table from the source's publication (its history is kept)",
-    responses=SOURCE_ERRORS,
+    dependencies=ADMIN_ONLY,
+    responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def remove_table(
     request: Request, source_id: int, schema: str, table: str, conn: Store
 ) -> ActionOut:
     name = _table_name(schema, table)
     source, params = common.source_params(request, conn, source_id)
-    publications.remove_table(params, source.publication_name, name, common.timeout(request))
+    publications.remove_table(params, source.publication_name, name, common.limits(request))
     return _done(
         request,
         conn,
@@ -154,12 +158,13 @@ def _slot(source_name: str, slot: str | None) -> str:
     response_model=ActionOut,
     status_code=201,
     summary="Create the source's logical replication slot (pgoutput)",
-    responses=SOURCE_ERRORS,
+    dependencies=ADMIN_ONLY,
+    responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def create_slot(request: Request, source_id: int, conn: Store) -> ActionOut:
     source, params = common.source_params(request, conn, source_id)
     slot = _slot(source.name, source.replication_name)
-    publications.create_slot(params, slot, common.timeout(request))
+    publications.create_slot(params, slot, common.limits(request))
     return _done(request, conn, source_id, f"created replication slot {slot}")
 
 
@@ -167,10 +172,11 @@ def create_slot(request: Request, source_id: int, conn: Store) -> ActionOut:
     "/sources/{source_id}/slot",
     response_model=ActionOut,
     summary="Drop the source's replication slot",
-    responses=SOURCE_ERRORS,
+    dependencies=ADMIN_ONLY,
+    responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def drop_slot(request: Request, source_id: int, conn: Store) -> ActionOut:
     source, params = common.source_params(request, conn, source_id)
     slot = _slot(source.name, source.replication_name)
-    publications.drop_slot(params, slot, common.timeout(request))
+    publications.drop_slot(params, slot, common.limits(request))
     return _done(request, conn, source_id, f"dropped replication slot {slot}")
