@@ -111,7 +111,7 @@ def build_store(server: PostgresServer, box: SecretBox, n_tables: int) -> Fixtur
         sync_seconds = time.perf_counter() - started
         if summary.status != "ok" or len(summary.added) != n_tables:
             raise RuntimeError(f"the sync did not add {n_tables} tables: {summary.to_json()}")
-        token = tokens.create_token(store, "bench-web")
+        token = tokens.create_token(store, "bench-web", tokens.Role.READ)
     with psycopg.connect(store_url, autocommit=True) as conn:
         # What autovacuum would have done by now after 10,000 inserts.
         conn.execute(b"ANALYZE")

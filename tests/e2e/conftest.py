@@ -64,7 +64,7 @@ def live_server(store_url: str, box: SecretBox, store: Any) -> Iterator[LiveServ
             thread.join(10)
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    token = tokens.create_token(store, "e2e-browser")
+    token = tokens.create_token(store, "e2e-browser", tokens.Role.ADMIN)
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", token)
     finally:

@@ -119,7 +119,7 @@ def test_serve_with_a_token_from_the_cli(
     )
     assert added.returncode == 0, added.stderr
 
-    created = run(env, "token", "create", "e2e")
+    created = run(env, "token", "create", "e2e", "--role", "admin")
     assert created.returncode == 0, created.stderr
     assert "not shown again" in created.stdout
     found = TOKEN_RE.findall(created.stdout)

@@ -38,7 +38,13 @@ def client(app: FastAPI, recorder: Recorder) -> Iterator[TestClient]:
 
 @pytest.fixture
 def token(store: Any) -> str:
-    return tokens.create_token(store, "tester")
+    """An admin token: the API tests register sources and act on them."""
+    return tokens.create_token(store, "tester", tokens.Role.ADMIN)
+
+
+@pytest.fixture
+def read_token(store: Any) -> str:
+    return tokens.create_token(store, "reader", tokens.Role.READ)
 
 
 @pytest.fixture

@@ -40,8 +40,8 @@ def test_every_other_route_needs_a_valid_token(
     client.headers["Authorization"] = f"Bearer {token}"
     source = add_source()
     del client.headers["Authorization"]
-    tokens.create_token(store, "to-revoke")
-    revoked = tokens.create_token(store, "revoked")
+    tokens.create_token(store, "to-revoke", tokens.Role.ADMIN)
+    revoked = tokens.create_token(store, "revoked", tokens.Role.ADMIN)
     tokens.revoke_token(store, "revoked")
     paths = [
         ("GET", "/api/v1/sources"),

@@ -39,7 +39,7 @@ def client(app: FastAPI, recorder: Recorder) -> Iterator[TestClient]:
 
 @pytest.fixture
 def token(store: Any) -> str:
-    return tokens.create_token(store, "web-tester")
+    return tokens.create_token(store, "web-tester", tokens.Role.ADMIN)
 
 
 def csrf_of(client: TestClient, path: str) -> str:

@@ -98,7 +98,9 @@ def create_app(
         version=__version__,
         description="The schema of every table your PostgreSQL publications carry, and its "
         "history. Every route except `GET /api/v1/health` needs `Authorization: Bearer <token>` "
-        "(make one with `rosetta token create NAME`).",
+        "(make one with `rosetta token create NAME`). A read token reads; the routes that change "
+        "something, or act on a source or the network, answer 403 to it and need an admin token "
+        "(`rosetta token create NAME --role admin`).",
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -1,4 +1,5 @@
-"""What routes depend on: a store connection from the app's pool, and the caller's token."""
+"""What routes depend on: a store connection from the app's pool, the caller's token, and (for
+the routes that change something) an admin token."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.errors import StoreUnavailableError
 from rosetta.store import db
+from rosetta.tokens import TokenInfo, authenticate, not_allowed
 
 Conn = psycopg.Connection[Any]
 
@@ -68,26 +70,40 @@ def require_token(
     request: Request,
     conn: Store,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-) -> str:
-    """The name of the caller's API token (``Authorization: Bearer <token>``), else 401.
+) -> TokenInfo:
+    """The caller's API token (``Authorization: Bearer <token>``), with its role; else 401.
 
     (``_credentials`` only declares the scheme in the OpenAPI document, for /docs.)
     """
-    from rosetta.tokens import verify_token
-
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
         raise _unauthorized("authentication required: send 'Authorization: Bearer <token>'")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("invalid Authorization header: use 'Bearer <token>'")
-    name = verify_token(conn, token.strip())
-    if name is None:
+    info = authenticate(conn, token.strip())
+    if info is None:
         raise _unauthorized("invalid or revoked token")
-    return name
+    return info
 
 
-TokenName = Annotated[str, Depends(require_token)]
+Token = Annotated[TokenInfo, Depends(require_token)]
+
+
+def require_admin(request: Request, token: Token) -> TokenInfo:
+    """The caller's token if its role is admin; else 403 (ForbiddenError), in one line."""
+    if not token.is_admin:
+        raise not_allowed(token.role, f"{request.method} {request.url.path}")
+    return token
+
+
+ADMIN_ONLY = [Depends(require_admin)]
+"""The dependencies of a route that writes or acts on a source or the network."""
+
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The token's role is read: this needs an admin token"}
+}
+"""The response a read token gets from an ADMIN_ONLY route, for the OpenAPI document."""
 
 
 def settings(request: Request) -> Settings:

@@ -11,10 +11,23 @@ from rosetta.cli.base import Context, JsonOpt, app, console, context, esc, print
 token_app = typer.Typer(help="API tokens for the REST API and the web UI.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
+ROLES = ("read", "admin")  # rosetta.tokens.Role, not imported until a command runs
+
 
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="Who or what the token is for, e.g. ci-pipeline.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            metavar="|".join(ROLES),
+            help="read: read sources, tables, schemas, history, webhooks and metrics. "
+            "admin: also register, change and delete sources, act on publications and slots, "
+            "manage webhooks.",
+            show_default=True,
+        ),
+    ] = "read",
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the token (for scripts).")
     ] = False,
@@ -22,16 +35,17 @@ def token_create(
     """Make an API token. It is shown once: only its hash is kept."""
     from rosetta import tokens
 
+    chosen = tokens.parse_role(role)
     ctx = context()
     store = ctx.store()
     try:
-        token = tokens.create_token(store, name)
+        token = tokens.create_token(store, name, chosen)
     finally:
         store.close()
     if quiet:
         typer.echo(token)
         return
-    typer.echo(f"Created API token {name}. Copy it now: it is not shown again.\n")
+    typer.echo(f"Created {chosen} API token {name}. Copy it now: it is not shown again.\n")
     typer.echo(f"    {token}\n")
     typer.echo("Use it as a bearer token, or paste it on the web UI's login page:")
     typer.echo(f'    curl -H "Authorization: Bearer {token}" http://127.0.0.1:8000/api/v1/sources')
@@ -54,6 +68,7 @@ def token_list(as_json: JsonOpt = False) -> None:
             [
                 {
                     "name": t.name,
+                    "role": t.role.value,
                     "created_at": t.created_at,
                     "last_used_at": t.last_used_at,
                     "revoked_at": t.revoked_at,
@@ -68,10 +83,11 @@ def token_list(as_json: JsonOpt = False) -> None:
         return
     from rich.table import Table
 
-    table = Table("name", "created", "last used", "state")
+    table = Table("name", "role", "created", "last used", "state")
     for t in rows:
         table.add_row(
             esc(t.name),
+            t.role.value,
             f"{t.created_at:%Y-%m-%d %H:%M:%S}",
             f"{t.last_used_at:%Y-%m-%d %H:%M:%S}" if t.last_used_at else "never",
             f"revoked {t.revoked_at:%Y-%m-%d %H:%M:%S}" if t.revoked_at else "active",
@@ -81,7 +97,7 @@ def token_list(as_json: JsonOpt = False) -> None:
 
 @token_app.command("revoke")
 def token_revoke(name: str) -> None:
-    """Revoke an API token: it stops working at once."""
+    """Revoke an API token: it stops working at once, and its web sessions end."""
     from rosetta import tokens
 
     ctx = context()
@@ -320,7 +336,7 @@ def demo(
             )
         sync_source(store, source, box, timeout=ctx.settings.source_connect_timeout)
         token_name = f"demo-{secrets.token_hex(4)}"
-        token = tokens.create_token(store, token_name)
+        token = tokens.create_token(store, token_name, tokens.Role.ADMIN)
     finally:
         store.close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host

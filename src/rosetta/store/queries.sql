@@ -231,11 +231,11 @@ WHERE table_metadata_list_id = %(table_id)s
 ORDER BY version_schema, id
 
 -- name: insert_token
-INSERT INTO api_tokens (name, token_hash) VALUES (%(name)s, %(token_hash)s)
+INSERT INTO api_tokens (name, token_hash, role) VALUES (%(name)s, %(token_hash)s, %(role)s)
 RETURNING id, name, created_at
 
 -- name: list_tokens
-SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY name
+SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY name
 
 -- name: revoke_token
 UPDATE api_tokens SET revoked_at = now()
@@ -243,10 +243,10 @@ WHERE name = %(name)s AND revoked_at IS NULL
 RETURNING id
 
 -- name: token_by_name
-SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE name = %(name)s
+SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens WHERE name = %(name)s
 
 -- name: verify_token
-SELECT id, name, created_at, last_used_at, revoked_at,
+SELECT id, name, role, created_at, last_used_at, revoked_at,
        last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale
 FROM api_tokens
 WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
@@ -259,4 +259,34 @@ WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - interval '
 SELECT count(*) FROM table_metadata_list WHERE source_id = %(id)s AND status <> 'removed'
 
 -- name: token_by_id
-SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE id = %(id)s
+SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens WHERE id = %(id)s
+
+-- name: delete_token_sessions
+-- A revoked token's web sessions end with it (in the revoke's transaction).
+DELETE FROM web_sessions WHERE token_id = %(token_id)s
+
+-- name: insert_web_session
+INSERT INTO web_sessions (id, token_id, expires_at)
+VALUES (%(session_hash)s, %(token_id)s, now() + make_interval(secs => %(max_age)s))
+
+-- name: web_session_token
+-- The token of a live web session: the session exists and has not expired, and its token is not
+-- revoked. last_seen_at moves at most once a minute, in the same statement, so that a page view
+-- is one round trip and rarely a write.
+WITH live AS (
+    SELECT s.id AS session_hash, s.last_seen_at,
+           t.id, t.name, t.role, t.created_at, t.last_used_at, t.revoked_at
+    FROM web_sessions s
+    JOIN api_tokens t ON t.id = s.token_id
+    WHERE s.id = %(session_hash)s AND s.expires_at > now() AND t.revoked_at IS NULL
+), seen AS (
+    UPDATE web_sessions SET last_seen_at = now()
+    WHERE id IN (SELECT session_hash FROM live WHERE last_seen_at < now() - interval '1 minute')
+)
+SELECT id, name, role, created_at, last_used_at, revoked_at FROM live
+
+-- name: delete_web_session
+DELETE FROM web_sessions WHERE id = %(session_hash)s
+
+-- name: prune_web_sessions
+DELETE FROM web_sessions WHERE expires_at <= now()

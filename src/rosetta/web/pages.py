@@ -2,7 +2,8 @@
 the source forms, the source page with its webhooks, the Diagnose page and the table page.
 
 Every page needs a login (an API token, ``rosetta token create NAME``); every POST needs the
-session's CSRF token. See :mod:`rosetta.web.auth` and :mod:`rosetta.web.session`.
+session's CSRF token, and every action a token whose role is admin. See :mod:`rosetta.web.auth`
+and :mod:`rosetta.web.session`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from starlette.responses import Response
 
 from rosetta import tokens
 from rosetta.store import repository
-from rosetta.store.repository import q
 from rosetta.web import doctor_page, session, source_forms, source_page, table_page, webhook_forms
-from rosetta.web.auth import PageRoute, public, safe_next, token_active
+from rosetta.web.auth import PageRoute, any_role, public, safe_next
 from rosetta.web.common import Store
 from rosetta.web.render import current, redirect, render
 
@@ -28,7 +28,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 @public
 def login_page(request: Request, next_: Annotated[str, Query(alias="next")] = "/") -> Response:
     sess = current(request)
-    if sess is not None and sess.logged_in and token_active(request, sess):
+    if sess is not None and sess.logged_in:
         return redirect(request, safe_next(next_))
     anonymous = sess if sess is not None and not sess.logged_in else session.new()
     request.state.session = anonymous
@@ -46,20 +46,30 @@ def login(
     token: Annotated[str, Form()] = "",
     next_: Annotated[str, Form(alias="next")] = "/",
 ) -> Response:
-    name = tokens.verify_token(conn, token.strip()) if token.strip() else None
-    row = conn.execute(q("token_by_name"), {"name": name}).fetchone() if name else None
-    conn.commit()
-    if row is None:
+    info = tokens.authenticate(conn, token.strip()) if token.strip() else None
+    if info is None:
+        conn.commit()
         return render(
             request, "login.html", status_code=401, next=safe_next(next_), error="Invalid token"
         )
+    previous = current(request)
+    if previous is not None:
+        tokens.end_session(conn, previous.sid)  # a new session id at each login
+    sid = tokens.start_session(conn, info.id, session.SESSION_MAX_AGE)
+    conn.commit()
     response = redirect(request, safe_next(next_))
-    session.save(request, response, session.new(str(row[1]), int(row[0])))
+    session.save(request, response, session.Session(sid, info))
     return response
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+@any_role
+def logout(request: Request, conn: Store) -> Response:
+    """End the session in the store, not only in this browser: a copied cookie stops working."""
+    sess = current(request)
+    if sess is not None:
+        tokens.end_session(conn, sess.sid)
+        conn.commit()
     response = redirect(request, "/login", [("info", "You are logged out.")])
     session.clear(request, response)
     return response

@@ -134,6 +134,8 @@ def render(
     flash = session.pop_flash(request)
     values: dict[str, Any] = {
         "user": sess.user if sess is not None and sess.logged_in else None,
+        "role": sess.role if sess is not None else None,
+        "can_admin": sess is not None and sess.is_admin,
         "csrf": session.csrf_token(request, sess) if sess is not None else "",
         "flash": flash or session.Flash(),
         "crumbs": [],

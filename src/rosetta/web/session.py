@@ -1,10 +1,12 @@
 """The web session: a signed, expiring cookie, the CSRF token derived from it, and flash messages.
 
-The session cookie holds a random session id and, once logged in, the name and id of the API token
-the user logged in with (never the token itself). It is signed with ``app.state.session_secret``
-(itsdangerous), HttpOnly, SameSite=Lax, Secure on https, and expires after 12 hours. Every POST
-form carries ``HMAC(session_secret, session id)`` as its CSRF token; a new session id is issued at
-login, so a token seen before login is worthless after it.
+The session cookie holds only a random session id. It is signed with ``app.state.session_secret``
+(itsdangerous), HttpOnly, SameSite=Lax, Secure on https, and expires after 12 hours. Who is logged
+in is not in the cookie: login keeps the session in the store (:func:`rosetta.tokens.start_session`)
+and every page looks it up (:mod:`rosetta.web.auth`), so logging out, or revoking the token, ends
+the session at once, a copied cookie included. Every POST form carries
+``HMAC(session_secret, session id)`` as its CSRF token; a new session id is issued at login, so a
+token seen before login is worthless after it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from rosetta.tokens import MIN_SESSION_ID_LENGTH, Role, TokenInfo
+
 SESSION_COOKIE = "rosetta_session"
 FLASH_COOKIE = "rosetta_flash"
 SESSION_MAX_AGE = 12 * 60 * 60
@@ -29,13 +33,27 @@ CSRF_FIELD = "csrf"
 
 @dataclass(frozen=True)
 class Session:
+    """A browser's session: its id, and the token it is logged in with once the store has
+    confirmed the session is live (None before login, or after logout)."""
+
     sid: str
-    user: str | None = None
-    token_id: int | None = None
+    token: TokenInfo | None = None
 
     @property
     def logged_in(self) -> bool:
-        return self.user is not None and self.token_id is not None
+        return self.token is not None
+
+    @property
+    def user(self) -> str | None:
+        return self.token.name if self.token is not None else None
+
+    @property
+    def role(self) -> Role | None:
+        return self.token.role if self.token is not None else None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.token is not None and self.token.is_admin
 
 
 @dataclass
@@ -57,7 +75,8 @@ def _secure(request: Request) -> bool:
 
 
 def load(request: Request) -> Session | None:
-    """The request's session, or None when there is none or it is forged or expired."""
+    """The request's session, not logged in yet (the store says whether it is), or None when
+    there is none or it is forged or expired."""
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
@@ -67,24 +86,19 @@ def load(request: Request) -> Session | None:
         return None
     if not isinstance(data, dict):
         return None
-    sid, user, token_id = data.get("sid"), data.get("user"), data.get("tid")
-    if not isinstance(sid, str) or len(sid) < 16:
+    sid = data.get("sid")
+    if not isinstance(sid, str) or len(sid) < MIN_SESSION_ID_LENGTH:
         return None
-    if user is not None and not isinstance(user, str):
-        return None
-    if token_id is not None and (not isinstance(token_id, int) or isinstance(token_id, bool)):
-        return None
-    return Session(sid, user, token_id)
+    return Session(sid)
 
 
-def new(user: str | None = None, token_id: int | None = None) -> Session:
-    return Session(secrets.token_urlsafe(24), user, token_id)
+def new() -> Session:
+    """An anonymous session (its CSRF token protects the login form)."""
+    return Session(secrets.token_urlsafe(24))
 
 
 def save(request: Request, response: Response, session: Session) -> None:
-    value = _serializer(request, "rosetta.session").dumps(
-        {"sid": session.sid, "user": session.user, "tid": session.token_id}
-    )
+    value = _serializer(request, "rosetta.session").dumps({"sid": session.sid})
     response.set_cookie(
         SESSION_COOKIE,
         value,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from rosetta import sources
-from rosetta.api.deps import Store, require_token
+from rosetta.api.deps import ADMIN_ONLY, FORBIDDEN, Store, require_token
 from rosetta.api.routes import common
 from rosetta.api.schemas import (
     ConnectionTestOut,
@@ -56,7 +56,8 @@ def list_sources(conn: Store) -> list[SourceOut]:
     response_model=SourceCreated,
     status_code=201,
     summary="Register a source (its connection is tested first)",
-    responses={502: {"description": "The source cannot be reached"}},
+    dependencies=ADMIN_ONLY,
+    responses={502: {"description": "The source cannot be reached"}, **FORBIDDEN},
 )
 def create_source(
     request: Request,
@@ -90,7 +91,11 @@ def get_source(source_id: int, conn: Store) -> SourceOut:
 _UPDATE: dict[str, Any] = {
     "response_model": SourceOut,
     "summary": "Change a source (omitted fields, the password too, keep their values)",
-    "responses": {502: {"description": "The source cannot be reached with the new settings"}},
+    "dependencies": ADMIN_ONLY,
+    "responses": {
+        502: {"description": "The source cannot be reached with the new settings"},
+        **FORBIDDEN,
+    },
 }
 
 
@@ -141,6 +146,8 @@ def update_source(request: Request, source_id: int, body: SourceUpdate, conn: St
     status_code=204,
     response_class=Response,
     summary="Forget a source with its tables and their history (the source is untouched)",
+    dependencies=ADMIN_ONLY,
+    responses=FORBIDDEN,
 )
 def delete_source(source_id: int, conn: Store) -> Response:
     repository.delete_source(conn, source_id)
@@ -152,7 +159,8 @@ def delete_source(source_id: int, conn: Store) -> Response:
     "/sources/{source_id}/test-connection",
     response_model=ConnectionTestOut,
     summary="Connect to the source: publication, slot and wal_level",
-    responses={502: {"description": "The source cannot be reached"}},
+    dependencies=ADMIN_ONLY,
+    responses={502: {"description": "The source cannot be reached"}, **FORBIDDEN},
 )
 def test_connection(request: Request, source_id: int, conn: Store) -> ConnectionTestOut:
     source, params = common.source_params(request, conn, source_id)
@@ -174,7 +182,8 @@ def test_connection(request: Request, source_id: int, conn: Store) -> Connection
     "/sources/{source_id}/refresh",
     response_model=SyncSummaryOut,
     summary="Sync the source now: new tables, healed schemas, changes, removals",
-    responses={502: {"description": "The sync failed: the source cannot be read"}},
+    dependencies=ADMIN_ONLY,
+    responses={502: {"description": "The sync failed: the source cannot be read"}, **FORBIDDEN},
 )
 def refresh(request: Request, source_id: int, conn: Store) -> SyncSummaryOut | JSONResponse:
     summary = common.sync(request, conn, source_id)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rosetta import webhooks
-from rosetta.api.deps import Store, require_token
+from rosetta.api.deps import ADMIN_ONLY, FORBIDDEN, Store, require_token
 from rosetta.api.routes import common
 from rosetta.api.schemas import DeliveryOut, WebhookCreate, WebhookOut, WebhookTestOut
 from rosetta.store import repository
@@ -55,6 +55,8 @@ def list_webhooks(source_id: int, conn: Store) -> list[WebhookOut]:
     response_model=WebhookOut,
     status_code=201,
     summary="Call a URL on the source's schema changes (422 for a bad URL or event)",
+    dependencies=ADMIN_ONLY,
+    responses=FORBIDDEN,
 )
 def add_webhook(
     request: Request, source_id: int, body: WebhookCreate, conn: Store, response: Response
@@ -74,6 +76,8 @@ def add_webhook(
     status_code=204,
     response_class=Response,
     summary="Remove a webhook, with its pending deliveries and its delivery log",
+    dependencies=ADMIN_ONLY,
+    responses=FORBIDDEN,
 )
 def remove_webhook(webhook_id: int, conn: Store) -> Response:
     webhooks.remove_endpoint(conn, webhook_id)
@@ -84,6 +88,8 @@ def remove_webhook(webhook_id: int, conn: Store) -> Response:
     "/webhooks/{webhook_id}/test",
     response_model=WebhookTestOut,
     summary="POST a test event to the webhook now; its answer (200 even when it failed: see ok)",
+    dependencies=ADMIN_ONLY,
+    responses=FORBIDDEN,
 )
 def test_webhook(request: Request, webhook_id: int, conn: Store) -> WebhookTestOut:
     result = webhooks.send_test(conn, common.box(request), webhook_id)
