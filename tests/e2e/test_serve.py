@@ -129,8 +129,9 @@ def test_serve_with_a_token_from_the_cli(
 
     server = Server(env, tmp_path / "serve.out", "--no-monitor")
     servers.append(server)
-    health = server.wait_healthy()
-    assert health["status"] == "ok" and health["monitor"] is None
+    assert server.wait_healthy() == {"status": "ok"}  # no token: up or down, nothing more
+    status, health = request(f"{server.base}/api/v1/health", token)
+    assert status == 200 and health["store"] == "ok" and health["monitor"] is None
 
     status, body = request(f"{server.base}/api/v1/sources")
     assert status == 401 and body == {
@@ -179,13 +180,16 @@ def test_serve_runs_the_monitor(
         "--no-sync",
     )
     assert added.returncode == 0, added.stderr
+    created = run(env, "token", "create", "watcher", "--quiet")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
     server = Server(env, tmp_path / "serve.out", "--host", "127.0.0.1")
     servers.append(server)
     server.wait_healthy()
     deadline = time.monotonic() + 60
     health: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        health = request(f"{server.base}/api/v1/health")[1]
+        health = request(f"{server.base}/api/v1/health", token)[1]
         if health["monitor"]["last_cycle_outcome"] is not None:
             break
         time.sleep(0.2)
@@ -248,6 +252,7 @@ def test_demo(env: dict[str, str], servers: list[Server], tmp_path: Path, demo_d
 
     status, sources = request(f"{server.base}/api/v1/sources", token)
     assert status == 200 and [s["name"] for s in sources] == ["demo"]
+    assert sources[0]["username"] == "rosetta_demo"  # a role of its own, not the superuser
     source_id = sources[0]["id"]
     status, page = request(f"{server.base}/api/v1/sources/{source_id}/tables", token)
     assert [t["name"] for t in page["items"]] == ["customers", "orders", "products"]

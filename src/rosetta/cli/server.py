@@ -149,7 +149,7 @@ def _serve(
             box,
             interval=ctx.settings.monitor_interval,
             concurrency=ctx.settings.monitor_concurrency,
-            timeout=ctx.settings.source_connect_timeout,
+            limits=ctx.limits(),
             full_every=ctx.settings.monitor_full_every,
         )
         if with_monitor
@@ -246,32 +246,64 @@ def _psql_command(ctx: Context, url: str) -> str:
     return f'PGPASSFILE={pgpass} psql "{shown}"'
 
 
-def _demo_database(store_url: str) -> tuple[str, bool]:
-    """Create the demo source database beside the store (once); returns its URL, and whether
-    ``shipments`` is in the publication yet."""
+DEMO_ROLE = "rosetta_demo"
+DEMO_TABLES = ("customers", "products", "orders", "order_items", "shipments")
+
+
+def _demo_database(store_url: str) -> tuple[str, str, bool]:
+    """Create the demo source database beside the store (once), owned by a role of its own;
+    returns the URL Rosetta reads it with, the URL of the store's own user for it (the user plays
+    the DBA with it), and whether ``shipments`` is in the publication yet.
+
+    The demo source never uses the store's superuser: its role may log in, owns the demo's
+    tables and publication (so that it, and the printed psql command, may change them), and
+    holds nothing else — no superuser, no replication, no other database. Its password is new
+    at every start.
+    """
+    import secrets
     from urllib.parse import quote
 
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from rosetta.errors import SourceActionError
 
     parts = conninfo_to_dict(store_url)
-    user = quote(str(parts.get("user") or ""), safe="")
-    secret = parts.get("password")
-    auth = f"{user}:{quote(str(secret), safe='')}" if secret else user
+    role_password = secrets.token_urlsafe(24)
     host = quote(str(parts.get("host") or "127.0.0.1"), safe="")
-    url = f"postgresql://{auth}@{host}:{parts.get('port') or 5432}/{DEMO_DATABASE}"
+    where = f"{host}:{parts.get('port') or 5432}/{DEMO_DATABASE}"
+    url = f"postgresql://{DEMO_ROLE}:{quote(role_password, safe='')}@{where}"
+    admin_url = make_conninfo(store_url, dbname=DEMO_DATABASE)
+    role, database = sql.Identifier(DEMO_ROLE), sql.Identifier(DEMO_DATABASE)
     try:
         with psycopg.connect(store_url, autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,)
             ).fetchone()
             if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DATABASE)))
-        with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
+            has_role = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (DEMO_ROLE,)
+            ).fetchone()
+            conn.execute(
+                sql.SQL(
+                    "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                    "NOBYPASSRLS PASSWORD {}"
+                ).format(
+                    sql.SQL("ALTER" if has_role else "CREATE"), role, sql.Literal(role_password)
+                )
+            )
+            conn.execute(
+                sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(database, role)
+            )
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(DEMO_SCHEMA)
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+            for table in DEMO_TABLES:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), role)
+                )
             has_pub = conn.execute(
                 "SELECT 1 FROM pg_publication WHERE pubname = %s", (DEMO_PUBLICATION,)
             ).fetchone()
@@ -281,6 +313,11 @@ def _demo_database(store_url: str) -> tuple[str, bool]:
                         sql.Identifier(DEMO_PUBLICATION)
                     )
                 )
+            conn.execute(
+                sql.SQL("ALTER PUBLICATION {} OWNER TO {}").format(
+                    sql.Identifier(DEMO_PUBLICATION), role
+                )
+            )
             if conn.execute("SELECT count(*) FROM customers").fetchone() == (0,):
                 conn.execute(
                     "INSERT INTO customers (email, full_name, country) VALUES "
@@ -301,7 +338,7 @@ def _demo_database(store_url: str) -> tuple[str, bool]:
         raise SourceActionError(
             f"cannot create the demo database {DEMO_DATABASE}: {first_line(exc)}"
         ) from None
-    return url, shipments is not None
+    return url, admin_url, shipments is not None
 
 
 @app.command()
@@ -321,20 +358,21 @@ def demo(
     ctx.logging()
     typer.echo("Starting the store (the first start takes a few seconds)...")
     db.upgrade(ctx.store_url)
-    demo_url, shipments_published = _demo_database(ctx.store_url)
+    demo_url, dba_url, shipments_published = _demo_database(ctx.store_url)
     box = ctx.box()
     store = ctx.store()
     try:
+        demo_input = sources.SourceInput(DEMO_SOURCE, sources.parse_dsn(demo_url), DEMO_PUBLICATION)
         try:
-            source = repository.source_by_name(store, DEMO_SOURCE)
+            existing = repository.source_by_name(store, DEMO_SOURCE)
             store.rollback()
+            # The demo role's password is new at every start (and a source registered by an
+            # older demo with the store's superuser moves to the demo role).
+            source = sources.update_source(store, box, existing, demo_input)
         except SourceNotFoundError:
             store.rollback()
-            params = sources.parse_dsn(demo_url)
-            source = sources.add_source(
-                store, box, sources.SourceInput(DEMO_SOURCE, params, DEMO_PUBLICATION)
-            )
-        sync_source(store, source, box, timeout=ctx.settings.source_connect_timeout)
+            source = sources.add_source(store, box, demo_input)
+        sync_source(store, source, box, limits=ctx.limits())
         token_name = f"demo-{secrets.token_hex(4)}"
         token = tokens.create_token(store, token_name, tokens.Role.ADMIN)
     finally:
@@ -360,7 +398,7 @@ database {DEMO_DATABASE}.
 Try it: {what}, then wait for the monitor (up to {ctx.settings.monitor_interval:g} s) or
 press Refresh on the source's page:
 
-  {_psql_command(ctx, demo_url)} -c '{statement}'
+  {_psql_command(ctx, dba_url)} -c '{statement}'
 
 Press Ctrl+C to stop.
 """
