@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -26,6 +27,9 @@ from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rosetta import __version__, runtime
+from rosetta.api.admission import Admission, Gate
+from rosetta.api.body_limit import BodyLimit
+from rosetta.api.store_watch import StoreWatch
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError, first_line
@@ -35,8 +39,10 @@ from rosetta.webhooks import Dispatcher
 log = logging.getLogger("rosetta.api")
 
 API_PREFIX = "/api"
-POOL_MAX_SIZE = 8
-POOL_TIMEOUT = 10.0
+POOL_MAX_SIZE = 8  # also the most requests served at once (api/admission.py): below anyio's 40
+POOL_TIMEOUT = 5.0  # only to open a connection: the gate keeps requests from queueing in the pool
+ADMISSION_WAIT = 5.0  # the longest a request waits for its turn before 503 + Retry-After
+RETRY_AFTER = "1"  # seconds, in every 503
 MONITOR_STOP_WAIT = 15.0
 
 
@@ -66,6 +72,12 @@ def create_app(
         pool.open(wait=False)
         app.state.pool = pool
         app.state.store_migrated = False
+        watch = StoreWatch(store_url)
+        await anyio.to_thread.run_sync(watch.check)  # an answer before the first request
+        watch.start()
+        app.state.store_watch = watch
+        app.state.gate = Gate(POOL_MAX_SIZE, ADMISSION_WAIT, lambda: watch.reachable)
+        app.state.health_checks = anyio.CapacityLimiter(1)  # a token checked on the watch's conn
         stop = threading.Event()
         thread: threading.Thread | None = None
         if monitor is not None:
@@ -90,6 +102,9 @@ def create_app(
             if dispatcher is not None:
                 dispatcher.stop(MONITOR_STOP_WAIT)
             app.state.dispatcher = None
+            app.state.gate = None
+            watch.stop()
+            app.state.store_watch = None
             pool.close()
             app.state.pool = None
 
@@ -109,11 +124,18 @@ def create_app(
     app.state.monitor = monitor
     app.state.session_secret = runtime.session_secret(settings)
     app.state.pool = None
+    app.state.store_watch = None
+    app.state.gate = None
     app.state.monitor_thread = None
     app.state.dispatcher = None
     app.state.store_migrated = False
 
     _install_error_handlers(app)
+    # The last added runs first: the body's size is checked before anything else.
+    app.add_middleware(
+        Admission, gate=lambda: app.state.gate, exempt=_needs_no_store, render=error_response
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, render=error_response)
 
     from rosetta.api.routes import doctor, health, metrics, publication, sources, tables, webhooks
 
@@ -144,22 +166,30 @@ def _run_monitor(monitor: Monitor, stop: threading.Event) -> None:
         log.exception("The schema monitor stopped on an unexpected error")
 
 
+def _needs_no_store(path: str) -> bool:
+    """Paths the admission gate lets through: the health check (it has a connection of its
+    own) and static files."""
+    return path == "/api/v1/health" or path.startswith("/static/")
+
+
 def _is_api(request: Request) -> bool:
     path = request.url.path
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
 def error_response(request: Request, status: int, message: str) -> Response:
-    """JSON ``{"detail": message}`` under /api, else a small HTML page; never a traceback."""
+    """JSON ``{"detail": message}`` under /api, else a small HTML page; never a traceback.
+    A 503 says when to try again (``Retry-After``)."""
+    headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
     if _is_api(request):
-        return JSONResponse({"detail": message}, status_code=status)
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
     text = html.escape(message)
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Rosetta: error {status}</title></head><body><h1>Error {status}</h1>"
         f'<p>{text}</p><p><a href="/">Back to Rosetta</a></p></body></html>'
     )
-    return HTMLResponse(page, status_code=status)
+    return HTMLResponse(page, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -3,19 +3,24 @@ the routes that change something) an admin token."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from rosetta.catalog.connection import SourceLimits
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.errors import StoreUnavailableError
 from rosetta.store import db
 from rosetta.tokens import TokenInfo, authenticate, not_allowed
+
+if TYPE_CHECKING:
+    from rosetta.api.store_watch import StoreWatch
 
 Conn = psycopg.Connection[Any]
 
@@ -27,18 +32,32 @@ def _pool(request: Request) -> ConnectionPool[Conn]:
     return pool
 
 
+CHECKOUT_SLICE = 0.25  # seconds between looks at the store watch while the pool is empty
+
+
+def _checkout(request: Request, pool: ConnectionPool[Conn]) -> Conn:
+    """A connection from the pool. The admission gate (api/admission.py) lets in no more
+    requests than the pool has connections, so this waits only for the pool to open one; and
+    it stops waiting as soon as the store watch finds the store unreachable (503)."""
+    watch: StoreWatch | None = getattr(request.app.state, "store_watch", None)
+    deadline = time.monotonic() + pool.timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or (watch is not None and not watch.reachable):
+            raise StoreUnavailableError()
+        try:
+            return pool.getconn(timeout=min(CHECKOUT_SLICE, left))
+        except PoolTimeout:
+            continue
+
+
 def get_store(request: Request) -> Iterator[Conn]:
     """A store connection (autocommit off) for one request, rolled back and returned after.
 
     The first request of an app also checks that the store is migrated (503 if not).
     """
     pool = _pool(request)
-    try:
-        conn = pool.getconn()
-    except PoolTimeout:
-        raise StoreUnavailableError(
-            "Rosetta's store cannot be reached: check ROSETTA_DATABASE_URL"
-        ) from None
+    conn = _checkout(request, pool)
     try:
         if not getattr(request.app.state, "store_migrated", False):
             db.ensure_migrated(conn)
@@ -118,6 +137,7 @@ def box(request: Request) -> SecretBox:
     return found
 
 
-def timeout(request: Request) -> int:
-    """Seconds to wait for a source."""
-    return int(settings(request).source_connect_timeout)
+def limits(request: Request) -> SourceLimits:
+    """Time limits and the network policy of every source connection."""
+    found: SourceLimits = request.app.state.limits
+    return found

@@ -282,8 +282,15 @@ class MonitorOut(BaseModel):
     monitor_id: str | None = None
 
 
-class HealthOut(BaseModel):
+class HealthStatusOut(BaseModel):
+    """What anyone may know: is the store usable."""
+
     status: str = Field(description="ok, or unavailable when the store is not usable")
+
+
+class HealthOut(HealthStatusOut):
+    """What a caller with a valid token sees."""
+
     version: str
     store: str = Field(description="ok, unreachable or not_migrated")
     detail: str | None = None

@@ -1,25 +1,35 @@
-"""``GET /api/v1/health``: is the store usable, and what is the monitor doing. No token needed."""
+"""``GET /api/v1/health``: is the store usable? No token needed.
+
+Without a token (or with one that is not valid) the answer is only ``{"status": "ok"}`` (200)
+or ``{"status": "unavailable"}`` (503). A valid token also gets the version, the store's state
+and what the monitors are doing. The answer comes from the store watch (api/store_watch.py),
+which has a connection of its own, so health never waits behind other requests for the pool;
+checking a token on that connection takes at most ``TOKEN_CHECK_WAIT`` seconds.
+"""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rosetta import __version__
-from rosetta.api.schemas import HealthOut, MonitorOut
-from rosetta.errors import first_line
+from rosetta.api.schemas import HealthOut, HealthStatusOut, MonitorOut
+from rosetta.api.store_watch import StoreState, StoreWatch
 from rosetta.monitor import Monitor
-from rosetta.store import db, repository
+from rosetta.store import repository
+from rosetta.tokens import authenticate
 
 router = APIRouter(tags=["health"])
 
-HEALTH_POOL_TIMEOUT = 5.0
+TOKEN_CHECK_WAIT = 1.0
+NOT_STARTED = StoreState("unreachable", "the app is not started", 0.0)
 
 
 def _in_process(monitor: Monitor | None, thread: threading.Thread | None) -> MonitorOut | None:
@@ -60,41 +70,76 @@ def _heartbeat(row: dict[str, Any] | None) -> MonitorOut | None:
     )
 
 
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The token is valid; the latest heartbeat of any monitor sharing the store."""
+
+    heartbeat: dict[str, Any] | None
+
+
+def _check_token(watch: StoreWatch, token: str) -> _Checked | None:
+    """On the watch's connection; None if the token is not valid or could not be checked."""
+
+    def work(conn: psycopg.Connection[Any]) -> _Checked | None:
+        if authenticate(conn, token) is None:
+            return None
+        return _Checked(repository.latest_heartbeat(conn))
+
+    try:
+        return watch.run(work, timeout=TOKEN_CHECK_WAIT)
+    except psycopg.Error:
+        return None
+
+
+async def _full_body(request: Request, watch: StoreWatch, token: str) -> HealthOut | None:
+    """The whole answer if ``token`` is valid; None if it is not, or was not checked within
+    ``TOKEN_CHECK_WAIT`` (the thread of a check that hangs is left to end on its own)."""
+    checked: _Checked | None = None
+    with anyio.move_on_after(TOKEN_CHECK_WAIT):
+        checked = await anyio.to_thread.run_sync(
+            _check_token,
+            watch,
+            token,
+            abandon_on_cancel=True,
+            limiter=request.app.state.health_checks,
+        )
+    if checked is None:
+        return None
+    state = watch.state
+    return HealthOut(
+        status="ok" if state.ok else "unavailable",
+        version=__version__,
+        store=state.store,
+        detail=state.detail,
+        monitor=_in_process(request.app.state.monitor, request.app.state.monitor_thread),
+        last_heartbeat=_heartbeat(checked.heartbeat),
+    )
+
+
 @router.get(
     "/health",
-    response_model=HealthOut,
-    summary="200 while the store is reachable and migrated, else 503; the monitor's state",
-    responses={503: {"model": HealthOut, "description": "The store is not usable"}},
+    response_model=HealthOut | HealthStatusOut,
+    summary="200 while the store is reachable and migrated, else 503",
+    description="Without a token: only `status`. With a valid `Authorization: Bearer` token, "
+    "also the version, the store's state and the monitors' last cycles (an invalid token gets "
+    "the short answer, not 401). Never waits behind other requests; at most about a second.",
+    responses={
+        503: {"model": HealthOut | HealthStatusOut, "description": "The store is not usable"}
+    },
 )
-def health(request: Request) -> HealthOut | JSONResponse:
-    monitor = _in_process(request.app.state.monitor, request.app.state.monitor_thread)
-    pool: ConnectionPool[psycopg.Connection[Any]] | None = request.app.state.pool
-    store, detail, heartbeat = "ok", None, None
-    if pool is None:
-        store, detail = "unreachable", "the store's connection pool is not open"
-    else:
-        try:
-            with pool.connection(timeout=HEALTH_POOL_TIMEOUT) as conn:
-                applied = db.applied_migrations(conn)
-                if applied is None or not set(db.migration_ids()) <= applied:
-                    store, detail = (
-                        "not_migrated",
-                        "the store is not migrated: run `rosetta db upgrade`",
-                    )
-                else:
-                    heartbeat = _heartbeat(repository.latest_heartbeat(conn))
-        except PoolTimeout:
-            store, detail = "unreachable", "Rosetta's store cannot be reached"
-        except psycopg.Error as exc:
-            store, detail = "unreachable", f"Rosetta's store failed: {first_line(exc)}"
-    body = HealthOut(
-        status="ok" if store == "ok" else "unavailable",
-        version=__version__,
-        store=store,
-        detail=detail,
-        monitor=monitor,
-        last_heartbeat=heartbeat,
-    )
-    if store != "ok":
-        return JSONResponse(body.model_dump(mode="json"), status_code=503)
-    return body
+async def health(request: Request) -> JSONResponse:
+    watch: StoreWatch | None = request.app.state.store_watch
+    token = _bearer(request)
+    if watch is not None and token is not None and watch.reachable:
+        full = await _full_body(request, watch, token)
+        if full is not None:
+            code = 200 if full.status == "ok" else 503
+            return JSONResponse(full.model_dump(mode="json"), status_code=code)
+    state = watch.state if watch is not None else NOT_STARTED
+    short = HealthStatusOut(status="ok" if state.ok else "unavailable")
+    return JSONResponse(short.model_dump(mode="json"), status_code=200 if state.ok else 503)
