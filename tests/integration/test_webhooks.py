@@ -107,6 +107,7 @@ def test_no_loss_when_the_sender_is_killed(
         ROSETTA_SECRET_KEY=TEST_KEY,
         ROSETTA_LOG_FILE=str(tmp_path / "app.log"),
         ROSETTA_MONITOR_INTERVAL="3600",
+        ROSETTA_WEBHOOK_TIMEOUT="2",  # the dead monitor's lease runs out 2 + 5 s after its claim
     )
     added = subprocess.run(
         [ROSETTA, "webhook", "add", "shop", receiver.url, "--secret-stdin"],
@@ -142,6 +143,8 @@ def test_no_loss_when_the_sender_is_killed(
     receiver.block.clear()
     receiver.release.set()
 
+    # The delivery is under the dead monitor's lease: `deliver` waits for it to run out.
+    started = time.monotonic()
     delivered = subprocess.run(
         [ROSETTA, "webhook", "deliver", "--wait", "20"],
         env=env,
@@ -150,6 +153,8 @@ def test_no_loss_when_the_sender_is_killed(
         timeout=60,
     )
     assert delivered.returncode == 0, delivered.stderr
+    assert "Delivered 1." in delivered.stdout
+    assert time.monotonic() - started < 15
     first, second = receiver.events()
     assert first["delivery_id"] == second["delivery_id"]
     assert second["event"] == "table.added" and second["table"]["name"] == "orders"

@@ -32,11 +32,16 @@ def webhook_add(
     from rosetta.store import repository
 
     ctx = context()
-    secret = read_secret_stdin() if secret_stdin else None
+    try:
+        secret = read_secret_stdin() if secret_stdin else None
+    except UnicodeDecodeError:
+        raise fail("the secret on stdin is not UTF-8 text", 2) from None
+    options = webhooks.Options.from_settings(ctx.settings)
+    webhooks.validate_url(url, options.policy)  # before the store: a bad URL is refused anyway
     store = ctx.store()
     try:
         src = repository.source_by_name(store, source)
-        row = webhooks.add_endpoint(store, ctx.box(), src.id, url, secret, event)
+        row = webhooks.add_endpoint(store, ctx.box(), src.id, url, secret, event, options.policy)
     finally:
         store.close()
     signed = "signed" if secret else "unsigned"
@@ -93,14 +98,17 @@ def webhook_remove(endpoint_id: int) -> None:
 @webhook_app.command("test")
 def webhook_test(endpoint_id: int) -> None:
     """Send a test event to a webhook now."""
+    from contextlib import closing
+
     from rosetta import webhooks
 
     ctx = context()
-    store = ctx.store()
-    try:
-        result = webhooks.send_test(store, ctx.box(), endpoint_id)
-    finally:
-        store.close()
+    result = webhooks.send_test(
+        lambda: closing(ctx.store()),  # read the webhook, close, then send
+        ctx.box(),
+        endpoint_id,
+        webhooks.Options.from_settings(ctx.settings),
+    )
     if not result.ok:
         raise fail(f"the test delivery failed: {result.error or result.status_code}", 9)
     typer.echo(f"Test delivery answered {result.status_code}.")
@@ -138,7 +146,13 @@ def webhook_deliveries(
 
 @webhook_app.command("deliver")
 def webhook_deliver(
-    wait: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 30.0,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Start no more deliveries after this many seconds (those under way still end "
+            "within ROSETTA_WEBHOOK_TIMEOUT)."
+        ),
+    ] = 30.0,
 ) -> None:
     """Send the due deliveries of the outbox now (the monitor and serve do it continuously)."""
     from rosetta import webhooks
@@ -147,6 +161,12 @@ def webhook_deliver(
     ctx.logging()
     store = ctx.store()
     try:
-        webhooks.wait_idle(store, ctx.box(), wait)
+        delivered, failed = webhooks.wait_idle(
+            store, ctx.box(), wait, webhooks.Options.from_settings(ctx.settings)
+        )
     finally:
         store.close()
+    retried = (
+        f"; {failed} attempts failed (`rosetta webhook deliveries` says why)" if failed else ""
+    )
+    typer.echo(f"Delivered {delivered}{retried}.")

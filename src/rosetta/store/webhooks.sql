@@ -37,22 +37,56 @@ INSERT INTO webhook_deliveries (endpoint_id, event_id) VALUES (%(endpoint_id)s, 
 RETURNING id
 
 -- name: claim_due
--- Due deliveries, each claimed by one dispatcher: other processes skip the locked rows.
-SELECT d.id, d.attempts, e.url, e.secret_encrypted, ev.event_type, ev.payload, ev.id AS event_id
-FROM webhook_deliveries d
-JOIN webhook_endpoints e ON e.id = d.endpoint_id
-JOIN webhook_events ev ON ev.id = d.event_id
-WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-ORDER BY d.next_attempt_at, d.id
-LIMIT %(limit)s
-FOR UPDATE OF d SKIP LOCKED
+-- Lease the next due delivery of up to %(limit)s endpoints, oldest first, and commit before
+-- sending: no transaction stays open while an endpoint answers. An endpoint with a delivery under
+-- lease is busy, so one endpoint gets one delivery at a time, in order. The conditions on d are
+-- repeated where the rows are locked because a row another dispatcher leased meanwhile is
+-- re-checked there (READ COMMITTED), never in the CTEs above: that is what keeps two dispatchers
+-- from sending the same delivery at once.
+WITH busy AS (
+    SELECT DISTINCT endpoint_id FROM webhook_deliveries
+    WHERE status = 'pending' AND locked_until > now()
+), heads AS (
+    SELECT DISTINCT ON (d.endpoint_id) d.id
+    FROM webhook_deliveries d
+    WHERE d.status = 'pending'
+      AND d.next_attempt_at <= now()
+      AND d.endpoint_id NOT IN (SELECT endpoint_id FROM busy)
+    ORDER BY d.endpoint_id, d.next_attempt_at, d.id
+), picked AS (
+    SELECT d.id
+    FROM webhook_deliveries d
+    WHERE d.id IN (SELECT id FROM heads)
+      AND d.status = 'pending'
+      AND d.next_attempt_at <= now()
+      AND (d.locked_until IS NULL OR d.locked_until <= now())
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+SET locked_until = now() + make_interval(secs => %(lease_seconds)s), locked_by = %(lease)s,
+    updated_at = now()
+FROM picked, webhook_endpoints e, webhook_events ev
+WHERE d.id = picked.id AND e.id = d.endpoint_id AND ev.id = d.event_id
+RETURNING d.id, d.endpoint_id, d.attempts, d.locked_by AS lease, e.url, e.secret_encrypted,
+          ev.event_type, ev.payload
 
 -- name: delivery_result
+-- Only the claim that holds the lease records its result: when a lease ran out and another
+-- dispatcher claimed the delivery again, the late result is dropped (that one records its own).
 UPDATE webhook_deliveries
 SET status = %(status)s, attempts = attempts + 1, last_status_code = %(status_code)s,
     last_error = %(error)s, next_attempt_at = now() + make_interval(secs => %(delay)s),
-    delivered_at = CASE WHEN %(status)s = 'delivered' THEN now() END, updated_at = now()
-WHERE id = %(id)s
+    delivered_at = CASE WHEN %(status)s = 'delivered' THEN now() END,
+    locked_until = NULL, locked_by = NULL, updated_at = now()
+WHERE id = %(id)s AND locked_by = %(lease)s
+
+-- name: lease_left
+-- Seconds until the first lease of a delivery still pending runs out (NULL: none is leased).
+SELECT extract(epoch FROM min(locked_until) - now())::float8
+FROM webhook_deliveries
+WHERE status = 'pending' AND locked_until > now()
 
 -- name: list_deliveries
 SELECT d.id, d.endpoint_id, e.url, ev.event_type, ev.payload -> 'table' ->> 'qualified' AS tbl,

@@ -13,15 +13,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rosetta import webhooks
+from rosetta.api.deps import store_briefly
 from rosetta.errors import InvalidInputError, RosettaError
 from rosetta.store.repository import Conn, Source
 from rosetta.web import common
-from rosetta.web.auth import PageRoute
+from rosetta.web.auth import PageRoute, admin
 from rosetta.web.common import Store
 from rosetta.web.render import redirect
 from rosetta.web.source_page import confirm, load, owned, render_source
 
 router = APIRouter(route_class=PageRoute)
+
+
+def _options(request: Request) -> webhooks.Options:
+    return webhooks.Options.from_settings(common.settings(request))
 
 
 def _tab(source_id: int) -> str:
@@ -60,7 +65,13 @@ def add_webhook(
         if not chosen:
             raise InvalidInputError("pick at least one event")
         row = webhooks.add_endpoint(
-            conn, common.box(request), source.id, url.strip(), secret or None, chosen
+            conn,
+            common.box(request),
+            source.id,
+            url.strip(),
+            secret or None,
+            chosen,
+            _options(request).policy,
         )
     except RosettaError as exc:
         common.idle(conn)
@@ -80,15 +91,24 @@ def add_webhook(
 
 
 @router.post("/sources/{source_id:int}/webhooks/{webhook_id:int}/test")
-def test_webhook(request: Request, conn: Store, source_id: int, webhook_id: int) -> Response:
-    source = load(request, conn, source_id)
-    if isinstance(source, Response):
-        return source
-    endpoint = _endpoint(request, conn, source, webhook_id)
-    if isinstance(endpoint, Response):
-        return endpoint
+def test_webhook(request: Request, source_id: int, webhook_id: int) -> Response:
+    # No Store for this request: it waits on the endpoint, and must hold no connection meanwhile.
+    with store_briefly(request) as conn:
+        source = load(request, conn, source_id)
+        if isinstance(source, Response):
+            return source
+        endpoint = _endpoint(request, conn, source, webhook_id)
+        if isinstance(endpoint, Response):
+            return endpoint
+    slots: webhooks.Slots | None = getattr(request.app.state, "webhook_test_slots", None)
     try:
-        result = webhooks.send_test(conn, common.box(request), webhook_id)
+        result = webhooks.send_test(
+            lambda: store_briefly(request),
+            common.box(request),
+            webhook_id,
+            _options(request),
+            slots,
+        )
     except RosettaError as exc:
         return redirect(request, _tab(source.id), [("error", exc.message)])
     if result.ok:
@@ -100,6 +120,7 @@ def test_webhook(request: Request, conn: Store, source_id: int, webhook_id: int)
 
 
 @router.get("/sources/{source_id:int}/webhooks/{webhook_id:int}/remove")
+@admin
 def remove_webhook_page(request: Request, conn: Store, source_id: int, webhook_id: int) -> Response:
     source = load(request, conn, source_id)
     if isinstance(source, Response):

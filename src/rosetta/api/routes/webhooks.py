@@ -1,6 +1,8 @@
 """Webhooks of a source: add, list, remove and test endpoints, and read the delivery log.
 
 A webhook's secret is write-only: it is stored encrypted, and responses only say ``signed``.
+A Test waits on the endpoint holding no store connection (its token is checked with one borrowed
+for a moment), and at most ``ROSETTA_WEBHOOK_CONCURRENCY`` wait at once: one more gets 503.
 """
 
 from __future__ import annotations
@@ -10,13 +12,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rosetta import webhooks
-from rosetta.api.deps import ADMIN_ONLY, FORBIDDEN, Store, require_token
+from rosetta.api.deps import (
+    ADMIN_ONLY,
+    ADMIN_ONLY_BRIEFLY,
+    FORBIDDEN,
+    Store,
+    require_token,
+    store_briefly,
+)
 from rosetta.api.routes import common
 from rosetta.api.schemas import DeliveryOut, WebhookCreate, WebhookOut, WebhookTestOut
 from rosetta.store import repository
 from rosetta.store.repository import Conn
 
-router = APIRouter(tags=["webhooks"], dependencies=[Depends(require_token)])
+registry = APIRouter(tags=["webhooks"], dependencies=[Depends(require_token)])
+sending = APIRouter(tags=["webhooks"])  # its one route checks the token itself, briefly
+
+
+def _options(request: Request) -> webhooks.Options:
+    return webhooks.Options.from_settings(common.settings(request))
 
 
 def _out(row: dict[str, Any]) -> WebhookOut:
@@ -41,7 +55,7 @@ def _endpoints(conn: Conn, source_id: int) -> list[WebhookOut]:
     return [_out(row) for row in webhooks.list_endpoints(conn, source_id)]
 
 
-@router.get(
+@registry.get(
     "/sources/{source_id}/webhooks",
     response_model=list[WebhookOut],
     summary="The source's webhooks, with their delivery counts",
@@ -50,7 +64,7 @@ def list_webhooks(source_id: int, conn: Store) -> list[WebhookOut]:
     return _endpoints(conn, source_id)
 
 
-@router.post(
+@registry.post(
     "/sources/{source_id}/webhooks",
     response_model=WebhookOut,
     status_code=201,
@@ -65,13 +79,19 @@ def add_webhook(
     conn.rollback()
     secret = body.secret.get_secret_value() if body.secret is not None else None
     row = webhooks.add_endpoint(
-        conn, common.box(request), source_id, body.url.strip(), secret, body.events
+        conn,
+        common.box(request),
+        source_id,
+        body.url.strip(),
+        secret,
+        body.events,
+        _options(request).policy,
     )
     response.headers["Location"] = f"/api/v1/sources/{source_id}/webhooks"
     return next(w for w in _endpoints(conn, source_id) if w.id == row["id"])
 
 
-@router.delete(
+@registry.delete(
     "/webhooks/{webhook_id}",
     status_code=204,
     response_class=Response,
@@ -84,19 +104,29 @@ def remove_webhook(webhook_id: int, conn: Store) -> Response:
     return Response(status_code=204)
 
 
-@router.post(
+@sending.post(
     "/webhooks/{webhook_id}/test",
     response_model=WebhookTestOut,
     summary="POST a test event to the webhook now; its answer (200 even when it failed: see ok)",
-    dependencies=ADMIN_ONLY,
-    responses=FORBIDDEN,
+    dependencies=ADMIN_ONLY_BRIEFLY,
+    responses={
+        **FORBIDDEN,
+        503: {"description": "As many Tests as ROSETTA_WEBHOOK_CONCURRENCY are waiting already"},
+    },
 )
-def test_webhook(request: Request, webhook_id: int, conn: Store) -> WebhookTestOut:
-    result = webhooks.send_test(conn, common.box(request), webhook_id)
+def test_webhook(request: Request, webhook_id: int) -> WebhookTestOut:
+    slots: webhooks.Slots | None = getattr(request.app.state, "webhook_test_slots", None)
+    result = webhooks.send_test(
+        lambda: store_briefly(request),
+        common.box(request),
+        webhook_id,
+        _options(request),
+        slots,
+    )
     return WebhookTestOut(ok=result.ok, status_code=result.status_code, error=result.error)
 
 
-@router.get(
+@registry.get(
     "/sources/{source_id}/webhooks/deliveries",
     response_model=list[DeliveryOut],
     summary="The delivery log of the source's webhooks, newest first",
@@ -126,3 +156,8 @@ def list_deliveries(
         )
         for row in webhooks.deliveries(conn, source_id=source_id, limit=limit)
     ]
+
+
+router = APIRouter()
+router.include_router(registry)
+router.include_router(sending)
