@@ -44,6 +44,7 @@ import bench_sync  # benchmarks/ is on sys.path when this file runs
 from bench_sync import table_name
 from rosetta import sources, tokens
 from rosetta.api.app import create_app
+from rosetta.catalog.connection import SourceLimits
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import PostgresServer, ThrowawayPostgres, free_port
@@ -107,7 +108,7 @@ def build_store(server: PostgresServer, box: SecretBox, n_tables: int) -> Fixtur
         fresh = repository.source_by_id(store, source.id)
         store.rollback()
         started = time.perf_counter()
-        summary = sync_source(store, fresh, box, timeout=30)
+        summary = sync_source(store, fresh, box, limits=SourceLimits(connect_timeout=30))
         sync_seconds = time.perf_counter() - started
         if summary.status != "ok" or len(summary.added) != n_tables:
             raise RuntimeError(f"the sync did not add {n_tables} tables: {summary.to_json()}")
@@ -279,7 +280,7 @@ def live_check_ms(store_url: str, source_id: int, box: SecretBox, runs: int) -> 
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        sources.check_connection(params, PUBLICATION, None, 5)
+        sources.check_connection(params, PUBLICATION, None, SourceLimits(connect_timeout=5))
         times.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(times), 2)
 

@@ -130,3 +130,11 @@ class ForbiddenError(RosettaError):
 
     exit_code = 7
     http_status = 403
+
+
+class BusyError(RosettaError):
+    """Rosetta is busy with as many of these as it runs at once: try again in a few seconds.
+    (The API's 503 says when in ``Retry-After``.)"""
+
+    exit_code = 9
+    http_status = 503

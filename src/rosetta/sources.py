@@ -15,10 +15,11 @@ from rosetta.catalog.connection import (
     SourceLimits,
     check_password_reuse,
     connect,
+    describe,
 )
 from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.crypto import SecretBox
-from rosetta.errors import InvalidInputError
+from rosetta.errors import InvalidInputError, SourceConnectionError
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
 
@@ -83,6 +84,11 @@ def check_connection(
     conn = connect(params, limits)
     try:
         return reader.read_state(conn, publication, slot)
+    except psycopg.Error as exc:
+        raise SourceConnectionError(
+            f"cannot read the state of {params.host}:{params.port}/{params.database}: "
+            f"{describe(exc)}"
+        ) from None
     finally:
         conn.close()
 

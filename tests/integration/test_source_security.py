@@ -23,8 +23,8 @@ from rosetta.errors import InvalidInputError, NetworkNotAllowedError, SourceConn
 from rosetta.netpolicy import for_sources
 from rosetta.store import repository
 from tests.conftest import Cli, SourceDb
-from tests.integration.conftest import password_of
 from tests.integration import test_web_pages
+from tests.integration.conftest import password_of
 from tests.integration.test_web_pages import csrf_of
 
 # The web UI's fixtures, shared with test_web_pages.py (the API tests here use them too).

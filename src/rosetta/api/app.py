@@ -29,12 +29,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rosetta import __version__, runtime
 from rosetta.api.admission import Admission, Gate
 from rosetta.api.body_limit import BodyLimit
+from rosetta.api.openapi import document_errors
+from rosetta.api.schemas import errors
 from rosetta.api.store_watch import StoreWatch
+from rosetta.catalog.connection import SourceLimits
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError, first_line
 from rosetta.monitor import Monitor
-from rosetta.webhooks import Dispatcher
+from rosetta.webhooks import Dispatcher, Slots
+from rosetta.webhooks import Options as WebhookOptions
 
 log = logging.getLogger("rosetta.api")
 
@@ -44,6 +48,11 @@ POOL_TIMEOUT = 5.0  # only to open a connection: the gate keeps requests from qu
 ADMISSION_WAIT = 5.0  # the longest a request waits for its turn before 503 + Retry-After
 RETRY_AFTER = "1"  # seconds, in every 503
 MONITOR_STOP_WAIT = 15.0
+MAX_DETAIL = 1000  # characters of an error's one line
+# What any route of /api/v1 but the health check may answer: a body that is not JSON or a key
+# that cannot decrypt a stored password (400), no token (401), a read token (403), a body too
+# large (413), the store down or the server busy (503).
+API_ERRORS = errors(400, 401, 403, 413, 503)
 
 
 def create_app(
@@ -88,7 +97,7 @@ def create_app(
         app.state.monitor_thread = thread
         dispatcher: Dispatcher | None = None
         if dispatch_webhooks:
-            dispatcher = Dispatcher(store_url, box, base_delay=settings.webhook_retry_base_seconds)
+            dispatcher = Dispatcher(store_url, box, WebhookOptions.from_settings(settings))
             dispatcher.start()
         app.state.dispatcher = dispatcher
         try:
@@ -121,6 +130,8 @@ def create_app(
     app.state.settings = settings
     app.state.store_url = store_url
     app.state.box = box
+    app.state.webhook_test_slots = Slots(settings.webhook_concurrency)
+    app.state.limits = SourceLimits.from_settings(settings)
     app.state.monitor = monitor
     app.state.session_secret = runtime.session_secret(settings)
     app.state.pool = None
@@ -131,6 +142,7 @@ def create_app(
     app.state.store_migrated = False
 
     _install_error_handlers(app)
+    document_errors(app)
     # The last added runs first: the body's size is checked before anything else.
     app.add_middleware(
         Admission, gate=lambda: app.state.gate, exempt=_needs_no_store, render=error_response
@@ -139,8 +151,11 @@ def create_app(
 
     from rosetta.api.routes import doctor, health, metrics, publication, sources, tables, webhooks
 
-    for module in (health, sources, tables, publication, doctor, webhooks):
-        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(health.router, prefix="/api/v1", responses=errors(403, 413))
+    for module in (sources, tables, publication, doctor):
+        app.include_router(module.router, prefix="/api/v1", responses=API_ERRORS)
+    # Every webhook route looks up the source or the webhook of its path.
+    app.include_router(webhooks.router, prefix="/api/v1", responses={**API_ERRORS, **errors(404)})
     app.include_router(metrics.router)
 
     try:
@@ -177,9 +192,20 @@ def _is_api(request: Request) -> bool:
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
+def one_line(message: str, limit: int = MAX_DETAIL) -> str:
+    """``message`` as one printable line that encodes as UTF-8, at most ``limit`` characters: a
+    message may quote input, with its line breaks, NULs or lone surrogates."""
+    text = " ".join(message.split())
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def error_response(request: Request, status: int, message: str) -> Response:
-    """JSON ``{"detail": message}`` under /api, else a small HTML page; never a traceback.
-    A 503 says when to try again (``Retry-After``)."""
+    """JSON ``{"detail": message}`` (:class:`~rosetta.api.schemas.ErrorOut`) under /api, else a
+    small HTML page; one line, never a traceback. A 503 says when to try again
+    (``Retry-After``)."""
+    message = one_line(message) or "error"
     headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
     if _is_api(request):
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
@@ -193,13 +219,23 @@ def error_response(request: Request, status: int, message: str) -> Response:
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    """One line naming each bad field; never the input itself (it may hold a password)."""
-    parts = []
-    for error in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
-        msg = str(error.get("msg", "invalid value"))
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "invalid request: " + ("; ".join(parts) if parts else "malformed input")
+    """One line naming each bad field (its first error only: a field of several types fails
+    each); never the input itself (it may hold a password)."""
+    parts: dict[str, str] = {}
+    for error in exc.errors():
+        path = [
+            str(p)[:40]
+            for p in error.get("loc", ())
+            # pydantic names the branch of a union that failed: "function-after[...]", "[key]"
+            if p != "body" and not (isinstance(p, str) and ("[" in p or "(" in p))
+        ]
+        loc = ".".join(path)
+        if loc not in parts:
+            parts[loc] = str(error.get("msg", "invalid value"))
+        if len(parts) == 5:
+            break
+    text = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in parts.items())
+    return "invalid request: " + (text or "malformed input")
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -223,7 +259,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        if _is_api(request) or exc.status_code < 400:
+        if exc.status_code < 400:
             return await http_exception_handler(request, exc)
         response = error_response(request, exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
@@ -123,6 +124,27 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
     403: {"description": "The token's role is read: this needs an admin token"}
 }
 """The response a read token gets from an ADMIN_ONLY route, for the OpenAPI document."""
+
+
+def store_briefly(request: Request) -> AbstractContextManager[Conn]:
+    """``with store_briefly(request) as conn:`` a store connection for a moment, as ``Store``
+    gives one, for a route that then waits on something else (a webhook's endpoint) and must
+    not hold a connection meanwhile."""
+    return contextmanager(get_store)(request)
+
+
+def require_admin_briefly(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> TokenInfo:
+    """``require_admin`` with a connection borrowed for the check only, not for the request."""
+    with store_briefly(request) as conn:
+        token = require_token(request, conn)
+    return require_admin(request, token)
+
+
+ADMIN_ONLY_BRIEFLY = [Depends(require_admin_briefly)]
+"""ADMIN_ONLY for a route whose Store-less wait must hold no store connection."""
 
 
 def settings(request: Request) -> Settings:

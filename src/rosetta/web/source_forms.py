@@ -11,15 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-import psycopg
 from fastapi import APIRouter, Form
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from rosetta import sources
+from rosetta.api.schemas import Text
 from rosetta.catalog.reader import ConnectionParams
-from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError, first_line
+from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError
 from rosetta.store import repository
 from rosetta.store.repository import Source
 from rosetta.web import common
@@ -34,18 +34,19 @@ FETCH_HEADER = "x-rosetta-fetch"
 
 
 class SourceFormData(BaseModel):
-    """The fields of the source form, as posted (all text; parsed by :meth:`to_input`)."""
+    """The fields of the source form, as posted (all text that PostgreSQL can take, else 422;
+    parsed by :meth:`to_input`)."""
 
-    name: str = ""
-    host: str = ""
-    port: str = "5432"
-    database: str = ""
-    username: str = ""
-    password: str = ""
-    publication_name: str = "rosetta_publication"
-    replication_name: str = ""
-    sslmode: str = ""
-    action: str = "save"
+    name: Text = ""
+    host: Text = ""
+    port: Text = "5432"
+    database: Text = ""
+    username: Text = ""
+    password: Text = ""
+    publication_name: Text = "rosetta_publication"
+    replication_name: Text = ""
+    sslmode: Text = ""
+    action: Text = "save"
 
     @classmethod
     def of(cls, source: Source) -> SourceFormData:
@@ -116,8 +117,6 @@ def _test_connection(request: Request, data: sources.SourceInput) -> TestResult:
         )
     except RosettaError as exc:
         return TestResult(False, "Connection failed", [exc.message])
-    except psycopg.Error as exc:
-        return TestResult(False, "Connection failed", [first_line(exc)])
     lines = []
     if snap.wal_level == "logical":
         lines.append("wal_level is logical")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import psycopg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -15,28 +14,17 @@ from rosetta.api.schemas import (
     ConnectionTestOut,
     SourceCreate,
     SourceCreated,
+    SourceId,
     SourceOut,
     SourceUpdate,
+    SyncFailedOut,
     SyncSummaryOut,
+    errors,
 )
-from rosetta.catalog.reader import CatalogSnapshot, ConnectionParams
-from rosetta.errors import SourceConnectionError, first_line
+from rosetta.catalog.reader import ConnectionParams
 from rosetta.store import repository
 
 router = APIRouter(tags=["sources"], dependencies=[Depends(require_token)])
-
-
-def _check(
-    params: ConnectionParams, publication: str, slot: str | None, timeout: int
-) -> CatalogSnapshot:
-    """Connect and read the publication's state; 502 with one line if the source fails."""
-    try:
-        return sources.check_connection(params, publication, slot, timeout)
-    except psycopg.Error as exc:
-        raise SourceConnectionError(
-            f"cannot read the state of {params.host}:{params.port}/{params.database}: "
-            f"{first_line(exc)}"
-        ) from None
 
 
 def _validate(data: sources.SourceInput) -> None:
@@ -57,7 +45,7 @@ def list_sources(conn: Store) -> list[SourceOut]:
     status_code=201,
     summary="Register a source (its connection is tested first)",
     dependencies=ADMIN_ONLY,
-    responses={502: {"description": "The source cannot be reached"}, **FORBIDDEN},
+    responses={**errors(409, 422, 502, e409="A source of that name exists"), **FORBIDDEN},
 )
 def create_source(
     request: Request,
@@ -72,7 +60,9 @@ def create_source(
     )
     data = sources.SourceInput(body.name, params, body.publication_name, body.replication_name)
     _validate(data)
-    _check(params, data.publication_name, data.replication_name, common.timeout(request))
+    sources.check_connection(
+        params, data.publication_name, data.replication_name, common.limits(request)
+    )
     source = sources.add_source(conn, common.box(request), data)
     response.headers["Location"] = f"/api/v1/sources/{source.id}"
     summary = common.sync(request, conn, source.id) if sync else None
@@ -83,8 +73,10 @@ def create_source(
     )
 
 
-@router.get("/sources/{source_id}", response_model=SourceOut, summary="One source")
-def get_source(source_id: int, conn: Store) -> SourceOut:
+@router.get(
+    "/sources/{source_id}", response_model=SourceOut, summary="One source", responses=errors(404)
+)
+def get_source(source_id: SourceId, conn: Store) -> SourceOut:
     return common.source_out(conn, repository.source_by_id(conn, source_id))
 
 
@@ -93,7 +85,14 @@ _UPDATE: dict[str, Any] = {
     "summary": "Change a source (omitted fields, the password too, keep their values)",
     "dependencies": ADMIN_ONLY,
     "responses": {
-        502: {"description": "The source cannot be reached with the new settings"},
+        **errors(
+            404,
+            409,
+            422,
+            502,
+            e409="A source of that name exists",
+            e502="The source cannot be reached with the new settings",
+        ),
         **FORBIDDEN,
     },
 }
@@ -101,7 +100,9 @@ _UPDATE: dict[str, Any] = {
 
 @router.put("/sources/{source_id}", operation_id="put_source", **_UPDATE)
 @router.patch("/sources/{source_id}", operation_id="patch_source", **_UPDATE)
-def update_source(request: Request, source_id: int, body: SourceUpdate, conn: Store) -> SourceOut:
+def update_source(
+    request: Request, source_id: SourceId, body: SourceUpdate, conn: Store
+) -> SourceOut:
     source = repository.source_by_id(conn, source_id)
     conn.rollback()
     given = body.model_fields_set
@@ -136,7 +137,9 @@ def update_source(request: Request, source_id: int, body: SourceUpdate, conn: St
     )
     if connection_changed:
         check = sources.with_stored_password(params, source, common.box(request))
-        _check(check, data.publication_name, data.replication_name, common.timeout(request))
+        sources.check_connection(
+            check, data.publication_name, data.replication_name, common.limits(request)
+        )
     updated = sources.update_source(conn, common.box(request), source, data)
     return common.source_out(conn, updated)
 
@@ -147,9 +150,9 @@ def update_source(request: Request, source_id: int, body: SourceUpdate, conn: St
     response_class=Response,
     summary="Forget a source with its tables and their history (the source is untouched)",
     dependencies=ADMIN_ONLY,
-    responses=FORBIDDEN,
+    responses={**errors(404), **FORBIDDEN},
 )
-def delete_source(source_id: int, conn: Store) -> Response:
+def delete_source(source_id: SourceId, conn: Store) -> Response:
     repository.delete_source(conn, source_id)
     conn.commit()
     return Response(status_code=204)
@@ -160,12 +163,12 @@ def delete_source(source_id: int, conn: Store) -> Response:
     response_model=ConnectionTestOut,
     summary="Connect to the source: publication, slot and wal_level",
     dependencies=ADMIN_ONLY,
-    responses={502: {"description": "The source cannot be reached"}, **FORBIDDEN},
+    responses={**errors(404, 502), **FORBIDDEN},
 )
-def test_connection(request: Request, source_id: int, conn: Store) -> ConnectionTestOut:
+def test_connection(request: Request, source_id: SourceId, conn: Store) -> ConnectionTestOut:
     source, params = common.source_params(request, conn, source_id)
-    state = _check(
-        params, source.publication_name, source.replication_name, common.timeout(request)
+    state = sources.check_connection(
+        params, source.publication_name, source.replication_name, common.limits(request)
     )
     return ConnectionTestOut(
         ok=True,
@@ -183,9 +186,13 @@ def test_connection(request: Request, source_id: int, conn: Store) -> Connection
     response_model=SyncSummaryOut,
     summary="Sync the source now: new tables, healed schemas, changes, removals",
     dependencies=ADMIN_ONLY,
-    responses={502: {"description": "The sync failed: the source cannot be read"}, **FORBIDDEN},
+    responses={
+        **errors(404),
+        502: {"model": SyncFailedOut, "description": "The sync failed: the source cannot be read"},
+        **FORBIDDEN,
+    },
 )
-def refresh(request: Request, source_id: int, conn: Store) -> SyncSummaryOut | JSONResponse:
+def refresh(request: Request, source_id: SourceId, conn: Store) -> SyncSummaryOut | JSONResponse:
     summary = common.sync(request, conn, source_id)
     out = common.summary_out(summary)
     if summary.error is not None:
