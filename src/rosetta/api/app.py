@@ -219,23 +219,32 @@ def error_response(request: Request, status: int, message: str) -> Response:
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    """One line naming each bad field (its first error only: a field of several types fails
-    each); never the input itself (it may hold a password)."""
-    parts: dict[str, str] = {}
+    """One line naming each bad field; never the input itself (it may hold a password).
+
+    A value that may take several forms fails once per form: of those errors, the one that went
+    deepest into the value says the most.
+    """
+    found: list[tuple[tuple[str, ...], str]] = []
     for error in exc.errors():
-        path = [
-            str(p)[:40]
-            for p in error.get("loc", ())
-            # pydantic names the branch of a union that failed: "function-after[...]", "[key]"
-            if p != "body" and not (isinstance(p, str) and ("[" in p or "(" in p))
-        ]
-        loc = ".".join(path)
-        if loc not in parts:
-            parts[loc] = str(error.get("msg", "invalid value"))
-        if len(parts) == 5:
-            break
-    text = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in parts.items())
+        if error.get("type") == "json_invalid":
+            return "invalid request: the body is not valid JSON"
+        loc = tuple(str(p)[:40] for p in error.get("loc", ()) if not _is_tag(p))
+        found.append((loc, str(error.get("msg", "invalid value"))))
+    parts: dict[str, str] = {}
+    for loc, msg in found:
+        deeper = any(len(other) > len(loc) and other[: len(loc)] == loc for other, _ in found)
+        if not deeper:
+            parts.setdefault(".".join(loc), msg)
+    text = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in list(parts.items())[:5])
     return "invalid request: " + (text or "malformed input")
+
+
+def _is_tag(part: object) -> bool:
+    """Is ``part`` of an error's location not a field but a name pydantic gives: "body", the
+    form of a value that failed ("function-after[...]", "TableRef"), a dict's "[key]"?"""
+    return isinstance(part, str) and (
+        part == "body" or "[" in part or "(" in part or part[:1].isupper()
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:

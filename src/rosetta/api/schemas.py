@@ -1,42 +1,180 @@
-"""The API's request and response bodies.
+"""The API's request and response bodies, the types of its parameters, and its errors.
 
 Passwords are write-only: request models accept one, no response model has a field for it.
+
+Every text that reaches PostgreSQL or libpq is checked here, once, by its type: it must encode as
+UTF-8 (a JSON string may hold a lone surrogate, ``"\\ud800"``) and hold no NUL; every integer
+fits PostgreSQL's ``bigint``; every name is bounded (identifiers: 63 bytes). Bad input is a 422
+with one line, never a 500.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
-# Connection options that would clash with what Rosetta passes itself, or hold a secret that
-# would be stored and shown in clear.
-RESERVED_OPTIONS = frozenset(
-    {
-        "host",
-        "port",
-        "dbname",
-        "user",
-        "password",
-        "passfile",
-        "sslpassword",
-        "connect_timeout",
-        "application_name",
-        "autocommit",
-    }
-)
+BIGINT_MAX = 2**63 - 1
+IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
+HOST_BYTES = 255
+PASSWORD_BYTES = 1000
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+MAX_PAGE = 1000
 
 
-def _check_options(value: dict[str, str] | None) -> dict[str, str] | None:
-    if value:
-        bad = sorted(k for k in value if k.lower() in RESERVED_OPTIONS)
-        if bad:
-            raise ValueError(
-                f"options may not set {', '.join(bad)}: use the fields of the same meaning "
-                "(the password goes in 'password')"
-            )
+def postgres_text(value: str) -> str:
+    """``value`` if PostgreSQL and libpq can take it: it encodes as UTF-8, without NUL."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     return value
+
+
+def _at_most(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value.encode()) > limit:
+            raise ValueError(f"must be at most {limit} bytes in UTF-8")
+        return value
+
+    return AfterValidator(check)
+
+
+def _secret_text(value: SecretStr) -> SecretStr:
+    postgres_text(value.get_secret_value())
+    if len(value.get_secret_value().encode()) > PASSWORD_BYTES:
+        raise ValueError(f"must be at most {PASSWORD_BYTES} bytes in UTF-8")
+    return value
+
+
+_TEXT = AfterValidator(postgres_text)
+
+Text = Annotated[str, _TEXT]
+"""Any text PostgreSQL can store (UTF-8, no NUL)."""
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=IDENTIFIER_BYTES), _TEXT, _at_most(IDENTIFIER_BYTES)
+]
+"""A PostgreSQL identifier as typed, unquoted: 1-63 bytes (a publication, slot, database, user,
+schema or table name)."""
+
+SlotOrEmpty = Annotated[str, Field(max_length=IDENTIFIER_BYTES), _TEXT, _at_most(IDENTIFIER_BYTES)]
+"""A replication slot's name, or '' for none."""
+
+
+def _source_name(value: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError(
+            "invalid source name: use 1-63 letters, digits, '_', '.' or '-', starting with a "
+            "letter or digit"
+        )
+    return value
+
+
+SourceName = Annotated[
+    str,
+    Field(
+        json_schema_extra={"pattern": f"^{NAME_PATTERN}$", "minLength": 1, "maxLength": 63},
+        description="A short name: 1-63 letters, digits, '_', '.', '-', starting with a letter "
+        "or digit.",
+    ),
+    AfterValidator(_source_name),
+]
+
+Host = Annotated[str, Field(min_length=1, max_length=HOST_BYTES), _TEXT, _at_most(HOST_BYTES)]
+
+Password = Annotated[
+    SecretStr,
+    Field(max_length=PASSWORD_BYTES, description="Write-only; never returned."),
+    AfterValidator(_secret_text),
+]
+
+OptionKey = Annotated[str, Field(min_length=1, max_length=60), _TEXT]
+OptionValue = Annotated[str, Field(max_length=200), _TEXT]
+Options = Annotated[dict[OptionKey, OptionValue], Field(max_length=32)]
+
+TableName = Annotated[
+    str,
+    Field(min_length=1, max_length=2 * IDENTIFIER_BYTES + 1),
+    _TEXT,
+    _at_most(2 * IDENTIFIER_BYTES + 1),
+]
+"""``"schema.table"``, or ``"table"`` for public."""
+
+
+def _page(low: int, high: int, what: str) -> AfterValidator:
+    """The check of a page's query parameter, with one message (the document gives the
+    bounds too)."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"invalid page: {what} must be {low}-{high}")
+        return value
+
+    return AfterValidator(check)
+
+
+# An id or a version number that names no row is a 404, however large or small.
+SourceId = Annotated[int, Path(description="The source's id.")]
+TableId = Annotated[int, Path(description="The table's id.")]
+VersionNumber = Annotated[int, Path(description="A version, from 1.")]
+PathIdentifier = Annotated[str, Path(min_length=1, max_length=IDENTIFIER_BYTES), _TEXT]
+Limit = Annotated[
+    int,
+    Query(description="Items on a page.", json_schema_extra={"minimum": 1, "maximum": MAX_PAGE}),
+    _page(1, MAX_PAGE, "limit"),
+]
+Offset = Annotated[
+    int,
+    Query(description="Items skipped.", json_schema_extra={"minimum": 0, "maximum": BIGINT_MAX}),
+    _page(0, BIGINT_MAX, "offset"),
+]
+
+
+class ErrorOut(BaseModel):
+    """Every error under /api: one line, never a traceback, never the input."""
+
+    detail: str = Field(description="What went wrong, in one line.")
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "The request cannot be carried out",
+    401: "No valid API token: send 'Authorization: Bearer <token>'",
+    403: "This token's role may not do that, or the address is outside the allowed networks",
+    404: "No such source, table, version or webhook",
+    409: "The source refused the change, or it conflicts with what exists",
+    413: "The request body is too large",
+    422: "Invalid input: the fields at fault, in one line",
+    502: "The source cannot be reached",
+    503: "Rosetta's store is unavailable, or Rosetta is busy: try again after Retry-After",
+}
+
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    }
+}
+
+
+def errors(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status answered with :class:`ErrorOut`, described by
+    ``descriptions["e409"]`` (say) or else by the usual words."""
+    found: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "model": ErrorOut,
+            "description": descriptions.get(f"e{status}", ERROR_DESCRIPTIONS[status]),
+        }
+        if status == 503:
+            entry["headers"] = RETRY_AFTER_HEADER
+        found[status] = entry
+    return found
 
 
 class _Strict(BaseModel):
@@ -44,39 +182,38 @@ class _Strict(BaseModel):
 
 
 class SourceCreate(_Strict):
-    name: str = Field(description="A short name: letters, digits, '_', '.', '-'.")
-    host: str = Field(min_length=1)
+    name: SourceName
+    host: Host
     port: int = Field(default=5432, ge=1, le=65535)
-    database: str = Field(min_length=1)
-    username: str = Field(min_length=1)
-    password: SecretStr | None = Field(default=None, description="Write-only; never returned.")
-    publication_name: str = Field(default="rosetta_publication", min_length=1)
-    replication_name: str | None = Field(
+    database: Identifier
+    username: Identifier
+    password: Password | None = None
+    publication_name: Identifier = "rosetta_publication"
+    replication_name: Identifier | None = Field(
         default=None, description="The replication slot the pipeline uses."
     )
-    options: dict[str, str] = Field(
-        default_factory=dict, description="More libpq parameters, e.g. sslmode."
+    options: Options = Field(
+        default_factory=dict,
+        description="More libpq parameters, from an allow-list: sslmode, channel_binding, "
+        "require_auth, target_session_attrs, keepalives... (never host, port, hostaddr, user, "
+        "dbname, password or files).",
     )
-
-    _options = field_validator("options")(_check_options)
 
 
 class SourceUpdate(_Strict):
     """Fields to change; an omitted field keeps its value (an omitted password keeps the old)."""
 
-    name: str | None = None
-    host: str | None = Field(default=None, min_length=1)
+    name: SourceName | None = None
+    host: Host | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
-    database: str | None = Field(default=None, min_length=1)
-    username: str | None = Field(default=None, min_length=1)
-    password: SecretStr | None = Field(default=None, description="Write-only; never returned.")
-    publication_name: str | None = Field(default=None, min_length=1)
-    replication_name: str | None = Field(
+    database: Identifier | None = None
+    username: Identifier | None = None
+    password: Password | None = None
+    publication_name: Identifier | None = None
+    replication_name: SlotOrEmpty | None = Field(
         default=None, description="Send null or '' to clear the slot."
     )
-    options: dict[str, str] | None = None
-
-    _options = field_validator("options")(_check_options)
+    options: Options | None = None
 
 
 class SourceOut(BaseModel):
@@ -126,6 +263,12 @@ class SyncSummaryOut(BaseModel):
     slot_exists: bool
     error: str | None
     duration: float
+
+
+class SyncFailedOut(ErrorOut):
+    """A sync that could not read the source: why, and what it did."""
+
+    sync: SyncSummaryOut
 
 
 class SourceCreated(BaseModel):
@@ -236,23 +379,26 @@ class DiffOut(BaseModel):
 
 
 class TableRef(_Strict):
-    schema_name: str = Field(default="public", alias="schema", min_length=1)
-    table: str = Field(min_length=1)
+    schema_name: Identifier = Field(default="public", alias="schema")
+    table: Identifier
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, populate_by_name=True)
 
 
 class PublicationCreate(_Strict):
-    tables: list[str | TableRef] = Field(
+    tables: list[TableName | TableRef] = Field(
         default_factory=list,
+        max_length=MAX_PAGE,
         description='Tables as "schema.table" (or "table" for public) or {schema, table}; '
         "none makes an empty publication.",
     )
 
 
 class PublicationTableAdd(_Strict):
-    table: str | None = Field(default=None, description='"schema.table", or "table" for public')
-    schema_name: str | None = Field(default=None, alias="schema")
+    table: TableName | None = Field(
+        default=None, description='"schema.table", or "table" for public'
+    )
+    schema_name: Identifier | None = Field(default=None, alias="schema")
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, populate_by_name=True)
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rosetta import doctor
+from rosetta.api.schemas import Text
 from rosetta.doctor import FAIL, PASS, WARN, Check
 from rosetta.web import common
 from rosetta.web.auth import PageRoute
@@ -64,7 +65,7 @@ def diagnose_page(
     request: Request,
     conn: Store,
     source_id: int,
-    table: Annotated[str, Query(max_length=300)] = "",
+    table: Annotated[Text, Query(max_length=300)] = "",
 ) -> Response:
     source = load(request, conn, source_id)
     if isinstance(source, Response):

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rosetta import publications, registry, sources, webhooks
+from rosetta.api.schemas import Text
 from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.errors import (
     InvalidInputError,
@@ -91,7 +92,7 @@ def source_detail(
     conn: Store,
     source_id: int,
     tab: str = "tables",
-    q: Annotated[str, Query(max_length=200)] = "",
+    q: Annotated[Text, Query(max_length=200)] = "",
     status: str = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from rosetta import doctor
 from rosetta.api.deps import Store, require_token
 from rosetta.api.routes import common
-from rosetta.api.schemas import DiagnosisOut
+from rosetta.api.schemas import DiagnosisOut, SourceId, Text, errors
 from rosetta.store import repository
 
 router = APIRouter(tags=["doctor"], dependencies=[Depends(require_token)])
@@ -20,13 +20,14 @@ router = APIRouter(tags=["doctor"], dependencies=[Depends(require_token)])
     response_model=DiagnosisOut,
     summary="Diagnose the store, the monitor, the source and its tables (200 even when a check "
     "fails: see ok)",
+    responses=errors(404),
 )
 def diagnose(
     request: Request,
-    source_id: int,
+    source_id: SourceId,
     conn: Store,
     table: Annotated[
-        str | None,
+        Text | None,
         Query(
             min_length=1,
             max_length=300,

@@ -11,9 +11,12 @@ from rosetta.api.routes import common
 from rosetta.api.schemas import (
     ActionOut,
     AvailableTableOut,
+    PathIdentifier,
     PublicationCreate,
     PublicationTableAdd,
+    SourceId,
     TableRef,
+    errors,
 )
 from rosetta.errors import InvalidInputError
 from rosetta.publications import TableName
@@ -22,10 +25,9 @@ from rosetta.sources import validate_identifier
 
 router = APIRouter(tags=["publication"], dependencies=[Depends(require_token)])
 
-SOURCE_ERRORS: dict[int | str, dict[str, str]] = {
-    409: {"description": "The source refused the change"},
-    502: {"description": "The source cannot be reached"},
-}
+SOURCE_ERRORS = errors(
+    404, 409, 502, e409="The source refused the change, or its publication does not exist"
+)
 
 
 def _table_name(schema: str | None, table: str) -> TableName:
@@ -55,9 +57,9 @@ def _done(request: Request, conn: Store, source_id: int, message: str) -> Action
     summary="Tables of the source that its publication does not carry (admin: it reads the "
     "source's catalog, to choose a table to add)",
     dependencies=ADMIN_ONLY,
-    responses={502: SOURCE_ERRORS[502], **FORBIDDEN},
+    responses={**errors(404, 502), **FORBIDDEN},
 )
-def available_tables(request: Request, source_id: int, conn: Store) -> list[AvailableTableOut]:
+def available_tables(request: Request, source_id: SourceId, conn: Store) -> list[AvailableTableOut]:
     source, params = common.source_params(request, conn, source_id)
     found = publications.available_tables(params, source.publication_name, common.limits(request))
     return [
@@ -74,7 +76,7 @@ def available_tables(request: Request, source_id: int, conn: Store) -> list[Avai
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def create_publication(
-    request: Request, source_id: int, body: PublicationCreate, conn: Store
+    request: Request, source_id: SourceId, body: PublicationCreate, conn: Store
 ) -> ActionOut:
     tables = [_ref(item) for item in body.tables]
     source, params = common.source_params(request, conn, source_id)
@@ -94,7 +96,7 @@ def create_publication(
     dependencies=ADMIN_ONLY,
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
-def drop_publication(request: Request, source_id: int, conn: Store) -> ActionOut:
+def drop_publication(request: Request, source_id: SourceId, conn: Store) -> ActionOut:
     source, params = common.source_params(request, conn, source_id)
     publications.drop_publication(params, source.publication_name, common.limits(request))
     return _done(request, conn, source_id, f"dropped publication {source.publication_name}")
@@ -109,7 +111,7 @@ def drop_publication(request: Request, source_id: int, conn: Store) -> ActionOut
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def add_table(
-    request: Request, source_id: int, body: PublicationTableAdd, conn: Store
+    request: Request, source_id: SourceId, body: PublicationTableAdd, conn: Store
 ) -> ActionOut:
     if not body.table:
         raise InvalidInputError('give the table as {"table": "schema.table"}')
@@ -132,7 +134,11 @@ def add_table(
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def remove_table(
-    request: Request, source_id: int, schema: str, table: str, conn: Store
+    request: Request,
+    source_id: SourceId,
+    schema: PathIdentifier,
+    table: PathIdentifier,
+    conn: Store,
 ) -> ActionOut:
     name = _table_name(schema, table)
     source, params = common.source_params(request, conn, source_id)
@@ -161,7 +167,7 @@ def _slot(source_name: str, slot: str | None) -> str:
     dependencies=ADMIN_ONLY,
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
-def create_slot(request: Request, source_id: int, conn: Store) -> ActionOut:
+def create_slot(request: Request, source_id: SourceId, conn: Store) -> ActionOut:
     source, params = common.source_params(request, conn, source_id)
     slot = _slot(source.name, source.replication_name)
     publications.create_slot(params, slot, common.limits(request))
@@ -175,7 +181,7 @@ def create_slot(request: Request, source_id: int, conn: Store) -> ActionOut:
     dependencies=ADMIN_ONLY,
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
-def drop_slot(request: Request, source_id: int, conn: Store) -> ActionOut:
+def drop_slot(request: Request, source_id: SourceId, conn: Store) -> ActionOut:
     source, params = common.source_params(request, conn, source_id)
     slot = _slot(source.name, source.replication_name)
     publications.drop_slot(params, slot, common.limits(request))

@@ -9,14 +9,22 @@ from fastapi import APIRouter, Depends, Query
 from rosetta import registry
 from rosetta.api.deps import Store, require_token
 from rosetta.api.schemas import (
+    BIGINT_MAX,
     ChangeOut,
     ColumnOut,
     DiffOut,
+    Limit,
+    Offset,
+    SourceId,
+    TableId,
     TableOut,
     TablesPageOut,
     TableSummaryOut,
+    Text,
+    VersionNumber,
     VersionOut,
     VersionSummaryOut,
+    errors,
 )
 from rosetta.errors import InvalidInputError, NotFoundError
 from rosetta.schema.diff import Change
@@ -48,16 +56,23 @@ def _change(raw: dict[str, Any]) -> ChangeOut:
     "/sources/{source_id}/tables",
     response_model=TablesPageOut,
     summary="One page of a source's tables, filtered by name and status",
+    responses=errors(404, 422),
 )
 def list_tables(
-    source_id: int,
+    source_id: SourceId,
     conn: Store,
-    name: Annotated[str | None, Query(description="Part of schema.table, any case.")] = None,
-    status: Annotated[
-        str | None, Query(description=f"One of {', '.join(registry.STATUSES)}.")
+    name: Annotated[
+        Text | None, Query(max_length=300, description="Part of schema.table, any case.")
     ] = None,
-    limit: Annotated[int, Query(description="1-1000.")] = 50,
-    offset: Annotated[int, Query(description=">= 0.")] = 0,
+    status: Annotated[
+        Text | None,
+        Query(
+            description="Only the tables with this status.",
+            json_schema_extra={"enum": list(registry.STATUSES)},
+        ),
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> TablesPageOut:
     repository.source_by_id(conn, source_id)
     page = registry.tables_page(
@@ -71,8 +86,13 @@ def list_tables(
     )
 
 
-@router.get("/tables/{table_id}", response_model=TableOut, summary="A table's current schema")
-def get_table(table_id: int, conn: Store) -> TableOut:
+@router.get(
+    "/tables/{table_id}",
+    response_model=TableOut,
+    summary="A table's current schema",
+    responses=errors(404, 422),
+)
+def get_table(table_id: TableId, conn: Store) -> TableOut:
     row = registry.table(conn, table_id)
     return TableOut(
         id=row["id"],
@@ -99,8 +119,9 @@ def get_table(table_id: int, conn: Store) -> TableOut:
     "/tables/{table_id}/versions",
     response_model=list[VersionSummaryOut],
     summary="Every version of a table's schema",
+    responses=errors(404, 422),
 )
-def list_versions(table_id: int, conn: Store) -> list[VersionSummaryOut]:
+def list_versions(table_id: TableId, conn: Store) -> list[VersionSummaryOut]:
     repository.table_by_id(conn, table_id)
     return [
         VersionSummaryOut(
@@ -118,8 +139,9 @@ def list_versions(table_id: int, conn: Store) -> list[VersionSummaryOut]:
     "/tables/{table_id}/versions/{number}",
     response_model=VersionOut,
     summary="A table's schema as of one version, and the changes that version brought",
+    responses=errors(404, 422),
 )
-def get_version(table_id: int, number: int, conn: Store) -> VersionOut:
+def get_version(table_id: TableId, number: VersionNumber, conn: Store) -> VersionOut:
     repository.table_by_id(conn, table_id)
     row = registry.version(conn, table_id, number)
     return VersionOut(
@@ -137,14 +159,18 @@ def get_version(table_id: int, number: int, conn: Store) -> VersionOut:
     response_model=DiffOut,
     response_model_by_alias=True,
     summary="The typed changes between two versions (0 means before the first)",
+    responses=errors(404, 422),
 )
 def diff(
-    table_id: int,
+    table_id: TableId,
     conn: Store,
     from_version: Annotated[
-        int | None, Query(alias="from", description="Default: the version before `to`.")
+        int | None,
+        Query(alias="from", ge=0, le=BIGINT_MAX, description="Default: the version before `to`."),
     ] = None,
-    to_version: Annotated[int | None, Query(alias="to", description="Default: the latest.")] = None,
+    to_version: Annotated[
+        int | None, Query(alias="to", ge=0, le=BIGINT_MAX, description="Default: the latest.")
+    ] = None,
 ) -> DiffOut:
     repository.table_by_id(conn, table_id)
     if to_version is None:
