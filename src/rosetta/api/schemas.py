@@ -3,14 +3,15 @@
 Passwords are write-only: request models accept one, no response model has a field for it.
 
 Every text that reaches PostgreSQL or libpq is checked here, once, by its type: it must encode as
-UTF-8 (a JSON string may hold a lone surrogate, ``"\\ud800"``) and hold no NUL; every integer
-fits PostgreSQL's ``bigint``; every name is bounded (identifiers: 63 bytes). Bad input is a 422
-with one line, never a 500.
+UTF-8 (a JSON string may hold a lone surrogate, ``"\\ud800"``) and hold no NUL; every name is
+bounded (identifiers: 63 bytes); a page's limit and offset fit PostgreSQL's ``bigint``. Bad input
+is a 422 with one line, never a 500 (an id that names no row, however large, is a 404).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -162,14 +163,14 @@ RETRY_AFTER_HEADER = {
 }
 
 
-def errors(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route: each status answered with :class:`ErrorOut`, described by
-    ``descriptions["e409"]`` (say) or else by the usual words."""
-    found: dict[int | str, dict[str, Any]] = {}
+def errors(*statuses: int, described: Mapping[int, str] | None = None) -> dict[int | str, Any]:
+    """``responses=`` for a route: each status answered with :class:`ErrorOut`, described in the
+    route's own words (``described``) or else in the usual ones."""
+    found: dict[int | str, Any] = {}
     for status in statuses:
         entry: dict[str, Any] = {
             "model": ErrorOut,
-            "description": descriptions.get(f"e{status}", ERROR_DESCRIPTIONS[status]),
+            "description": (described or {}).get(status, ERROR_DESCRIPTIONS[status]),
         }
         if status == 503:
             entry["headers"] = RETRY_AFTER_HEADER

@@ -26,7 +26,7 @@ from rosetta.sources import validate_identifier
 router = APIRouter(tags=["publication"], dependencies=[Depends(require_token)])
 
 SOURCE_ERRORS = errors(
-    404, 409, 502, e409="The source refused the change, or its publication does not exist"
+    404, 409, 502, described={409: "The source refused the change, or it has no publication"}
 )
 
 

@@ -45,7 +45,10 @@ def list_sources(conn: Store) -> list[SourceOut]:
     status_code=201,
     summary="Register a source (its connection is tested first)",
     dependencies=ADMIN_ONLY,
-    responses={**errors(409, 422, 502, e409="A source of that name exists"), **FORBIDDEN},
+    responses={
+        **errors(409, 422, 502, described={409: "A source of that name exists"}),
+        **FORBIDDEN,
+    },
 )
 def create_source(
     request: Request,
@@ -90,8 +93,10 @@ _UPDATE: dict[str, Any] = {
             409,
             422,
             502,
-            e409="A source of that name exists",
-            e502="The source cannot be reached with the new settings",
+            described={
+                409: "A source of that name exists",
+                502: "The source cannot be reached with the new settings",
+            },
         ),
         **FORBIDDEN,
     },
