@@ -122,10 +122,10 @@ class NetworkPolicy:
             return True
         return self.any_address and not any(address in net for net in _EXCLUDED_FROM_ANY)
 
-    def _refuse(self, host: str, why: str) -> NetworkNotAllowedError:
+    def _refuse(self, host: str, why: str, entry: str | None = None) -> NetworkNotAllowedError:
         return NetworkNotAllowedError(
-            f"{_shown(host)} {why}, which {self.setting} does not allow: add it to "
-            f"{self.setting} to allow it"
+            f"{_shown(host)} {why}, which {self.setting} does not allow: add "
+            f"{entry or 'it'} to {self.setting} to allow it"
         )
 
     def check_host(self, host: str) -> None:
@@ -133,7 +133,7 @@ class NetworkPolicy:
         validate_host(host)
         if is_socket_path(host):
             if not self.local_sockets:
-                raise self._refuse(host, "is a Unix-domain socket")
+                raise self._refuse(host, "is a Unix-domain socket", "'local'")
             return
         ip = parse_ip(host)
         if ip is not None and not self.allows_address(ip):

@@ -136,9 +136,7 @@ def test_health_shows_the_monitor(
         deadline = time.monotonic() + 30
         while monitor.last is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        body = client.get(
-            "/api/v1/health", headers={"Authorization": f"Bearer {token}"}
-        ).json()
+        body = client.get("/api/v1/health", headers={"Authorization": f"Bearer {token}"}).json()
         assert body["monitor"]["in_process"] and body["monitor"]["running"]
         assert body["monitor"]["last_cycle_outcome"] == "ok"
         assert body["monitor"]["last_cycle_summary"]["added"] == 1
