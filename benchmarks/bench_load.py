@@ -420,14 +420,7 @@ def render(levels: list[dict[str, Any]]) -> str:
         ]
         for r in levels
     ]
-    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
-    out = [
-        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
-        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-    ]
-    for line in body:
-        out.append("| " + " | ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) + " |")
-    return "\n".join(out)
+    return bench_web.markdown_table(headers, body)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

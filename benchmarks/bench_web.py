@@ -288,6 +288,18 @@ def live_check_ms(store_url: str, source_id: int, box: SecretBox, runs: int) -> 
 # --- the report ----------------------------------------------------------------------------
 
 
+def markdown_table(headers: list[str], body: list[list[str]]) -> str:
+    """A Markdown table with its columns padded to line up."""
+    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
+    out = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for line in body:
+        out.append("| " + " | ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) + " |")
+    return "\n".join(out)
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     headers = ["request", "median", "p95", "max", "bytes", f"target median < {TARGET_MEDIAN_MS:g}"]
     body = [
@@ -301,14 +313,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
-    out = [
-        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
-        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-    ]
-    for line in body:
-        out.append("| " + " | ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) + " |")
-    return "\n".join(out)
+    return markdown_table(headers, body)
 
 
 def environment(server: PostgresServer) -> dict[str, Any]:

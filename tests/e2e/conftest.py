@@ -6,22 +6,19 @@ browser is ``/usr/bin/chromium`` driven by Playwright (never a downloaded browse
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from rosetta import tokens
 from rosetta.api.app import create_app
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
-from rosetta.pg.server import free_port
 from tests.conftest import TEST_KEY
+from tests.live_server import serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,28 +46,9 @@ def live_server(store_url: str, box: SecretBox, store: Any) -> Iterator[LiveServ
     settings = Settings(
         database_url=store_url, secret_key=TEST_KEY, log_file=None, source_connect_timeout=5
     )
-    app = create_app(settings, store_url, box)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(10)
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
     token = tokens.create_token(store, "e2e-browser", tokens.Role.ADMIN)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", token)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with serving(create_app(settings, store_url, box)) as base:
+        yield LiveServer(base, token)
 
 
 @pytest.fixture(scope="session")

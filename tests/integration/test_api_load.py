@@ -19,7 +19,7 @@ import pytest
 from rosetta.crypto import SecretBox
 from tests.conftest import SourceDb
 from tests.integration.conftest import make_app
-from tests.integration.live_server import serving
+from tests.live_server import serving
 
 BURST = 80  # twice anyio's 40 worker threads, ten times the pool's 8 connections
 REQUESTS_EACH = 4

@@ -21,7 +21,7 @@ from rosetta.monitor import Monitor
 from rosetta.pg.server import PostgresServer, ThrowawayPostgres
 from rosetta.store import db
 from tests.integration.conftest import make_app
-from tests.integration.live_server import serving
+from tests.live_server import serving
 
 HEALTH = "/api/v1/health"
 CLIENT_TIMEOUT = 3.0  # no health answer may take longer, even with the store gone
