@@ -309,7 +309,15 @@ def test_cli_update_to_another_port_needs_the_password(
     assert "enter the password again" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     same = f"postgresql://{params.username}@127.0.0.1:{params.port}/{params.database}"
-    for query in (f"?port%20={fake.port}", "?hostaddr=127.0.0.1", "?sslmode=disable"):
+    for query in (
+        f"?port%20={fake.port}",
+        f"?PORT={fake.port}",
+        "?hostaddr=127.0.0.1",
+        "?sslmode=disable",
+        "?service=evil",
+        "?passfile=/etc/passwd",
+        "?require_auth=password",
+    ):
         result = cli("source", "update", "shop", "--dsn", same + query)
         assert result.returncode != 0, query
         assert "Traceback" not in result.stderr
