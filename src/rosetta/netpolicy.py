@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 from dataclasses import dataclass
 
 from rosetta.errors import ConfigurationError, InvalidInputError, NetworkNotAllowedError
@@ -139,11 +140,12 @@ class NetworkPolicy:
         if ip is not None and not self.allows_address(ip):
             raise self._refuse(host, "is an address")
 
-    def resolve(self, host: str, port: int) -> str | None:
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> str | None:
         """The address to connect to for ``host``: checked against the policy, so the caller
         connects there and nowhere else. None for a socket path or a host name the policy
-        lists by name (connect to the name). Raises NetworkNotAllowedError, or
-        InvalidInputError when the name does not resolve."""
+        lists by name (connect to the name). Raises NetworkNotAllowedError, InvalidInputError
+        when the name does not resolve, or TimeoutError when the lookup takes over
+        ``timeout`` seconds."""
         self.check_host(host)
         if is_socket_path(host):
             return None
@@ -153,12 +155,11 @@ class NetworkPolicy:
         if host.lower().rstrip(".") in self.hosts:
             return None
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = _lookup(host, port, timeout)
         except (OSError, UnicodeError):
             raise InvalidInputError(
                 f"cannot resolve the host name {_shown(host)}: check the name"
             ) from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for text in addresses:
             found = parse_ip(text.split("%", 1)[0])
             if found is None or not self.allows_address(found):
@@ -166,6 +167,35 @@ class NetworkPolicy:
         if not addresses:
             raise InvalidInputError(f"cannot resolve the host name {_shown(host)}: check the name")
         return addresses[0]
+
+
+def _lookup(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses ``host`` resolves to. With ``timeout``, the lookup runs in a thread of its
+    own, so that a slow resolver cannot hold the caller longer (TimeoutError)."""
+
+    def addresses() -> list[str]:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    if timeout is None:
+        return addresses()
+    found: list[list[str]] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            found.append(addresses())
+        except BaseException as exc:  # handed to the caller
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="rosetta-name-lookup", daemon=True)
+    thread.start()
+    thread.join(max(0.0, timeout))
+    if failed:
+        raise failed[0]
+    if not found:
+        raise TimeoutError(f"looking up {_shown(host)} took over {timeout:g} s")
+    return found[0]
 
 
 def for_sources(networks: str) -> NetworkPolicy:

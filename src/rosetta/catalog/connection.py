@@ -246,7 +246,13 @@ def connect(params: ConnectionParams, limits: SourceLimits) -> psycopg.Connectio
     """An autocommit connection to a source, checked against the network policy, with its
     time limits set; failures become SourceConnectionError with one line."""
     params = params.validated()
-    address = limits.networks.resolve(params.host, params.port)
+    try:
+        address = limits.networks.resolve(params.host, params.port, limits.connect_timeout)
+    except TimeoutError:
+        raise SourceConnectionError(
+            f"cannot connect to {params.host}:{params.port}: looking up the host name took "
+            f"over {limits.connect_timeout} s (ROSETTA_SOURCE_CONNECT_TIMEOUT)"
+        ) from None
     kwargs: dict[str, Any] = dict(params.options)
     if params.password is not None:
         kwargs["password"] = params.password

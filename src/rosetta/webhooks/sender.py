@@ -187,28 +187,13 @@ class _Connection(http.client.HTTPConnection):
 
 
 def _resolve(policy: NetworkPolicy, host: str, port: int, deadline: _Deadline) -> str | None:
-    """The checked address of ``host`` (None: connect to the name the policy lists), looked up
-    in a thread of its own so that a slow resolver cannot outlast the deadline."""
-    if netpolicy.parse_ip(host) is not None:
-        return policy.resolve(host, port)
-    found: list[str | None] = []
-    failed: list[BaseException] = []
-
-    def lookup() -> None:
-        try:
-            found.append(policy.resolve(host, port))
-        except BaseException as exc:  # handed to the caller
-            failed.append(exc)
-
-    thread = threading.Thread(target=lookup, name="rosetta-webhook-lookup", daemon=True)
-    thread.start()
-    thread.join(deadline.left())
-    if failed:
-        raise failed[0]
-    if not found:
+    """The checked address of ``host`` (None: connect to the name the policy lists); a slow
+    resolver cannot outlast the deadline."""
+    try:
+        return policy.resolve(host, port, deadline.left())
+    except TimeoutError:
         deadline.expired = True
-        raise TimeoutError
-    return found[0]
+        raise
 
 
 _CONNECT_ERRORS = {
