@@ -129,6 +129,61 @@ def test_past_the_wait_a_request_gets_503_with_retry_after(
     assert seen.health and set(seen.health) == {200}
 
 
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A port that accepts connections and never answers: a source that hangs."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_requests_waiting_on_a_dead_source_leave_room_for_reads(
+    store_url: str,
+    box: SecretBox,
+    store: Any,
+    token: str,
+    source_id: int,
+    black_hole: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Eight refreshes of a source that never answers (each waits out the 3 s connect timeout)
+    would hold all eight slots; a read waiting 1 s at most must still get its 200."""
+    from rosetta import sources
+    from rosetta.api import app as app_module
+    from rosetta.catalog.connection import ConnectionParams
+
+    monkeypatch.setattr(app_module, "ADMISSION_WAIT", 1.0)
+    dead = sources.add_source(
+        store,
+        box,
+        sources.SourceInput(
+            "dead", ConnectionParams("127.0.0.1", black_hole, "db", "u", "pw", {}), "pub"
+        ),
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    with serving(make_app(store_url, box)) as base, httpx.Client(timeout=CLIENT_TIMEOUT) as c:
+        started = threading.Barrier(9)
+
+        def refresh() -> int:
+            started.wait(10)
+            return c.post(f"{base}/api/v1/sources/{dead.id}/refresh", headers=auth).status_code
+
+        def read() -> int:
+            started.wait(10)
+            threading.Event().wait(0.3)  # the refreshes are in, waiting on the source
+            return c.get(f"{base}/api/v1/sources/{source_id}/tables", headers=auth).status_code
+
+        with ThreadPoolExecutor(9) as pool:
+            refreshes = [pool.submit(refresh) for _ in range(8)]
+            reads = pool.submit(read)
+            assert reads.result() == 200
+            codes = sorted(f.result() for f in refreshes)
+    # Half the slots may wait on sources: the other refreshes are shed, none is a 500.
+    assert set(codes) <= {502, 503} and 503 in codes, codes
+
+
 # --- request bodies ------------------------------------------------------------------------
 
 

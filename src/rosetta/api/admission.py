@@ -10,6 +10,11 @@ an admitted request never waits for a connection that another request holds, and
 always free for it. The others wait here holding no thread: up to ``wait`` seconds, first come
 first served, then 503. While the store watch finds the store unreachable, they get 503 at
 once.
+
+A request that may reach out — to a source (refresh, a connection test, publication actions,
+the live status of a source's page, Diagnose) or to a webhook endpoint (Test) — may wait on the
+other side for seconds. Such requests hold at most half of the slots, so that however many of
+them wait on a dead source, reads always have the other half.
 """
 
 from __future__ import annotations
@@ -28,27 +33,46 @@ STORE_DOWN = "Rosetta's store cannot be reached: check ROSETTA_DATABASE_URL"
 
 
 class Gate:
-    """``capacity`` requests at once; a request waits up to ``wait`` seconds for its turn.
-    Made while the app runs (its semaphore belongs to the running event loop)."""
+    """``capacity`` requests at once, at most half of them ones that reach out; a request
+    waits up to ``wait`` seconds for its turn. Made while the app runs (its semaphores belong
+    to the running event loop)."""
 
     def __init__(self, capacity: int, wait: float, reachable: Callable[[], bool]) -> None:
         self.capacity = capacity
         self.wait = wait
         self.reachable = reachable
         self.slots = anyio.Semaphore(capacity)
+        self.outbound = anyio.Semaphore(max(1, capacity // 2))
 
-    async def enter(self) -> bool:
-        """Take a slot: at once if one is free (and no one waits), else within ``wait``
-        seconds; False if none came. The caller gives it back with ``slots.release()``."""
-        try:
-            self.slots.acquire_nowait()  # a freed slot goes to the first waiter, never here
-            return True
-        except anyio.WouldBlock:
-            pass
+    async def enter(self, outbound: bool = False) -> bool:
+        """Take a slot (and, for a request that reaches out, one of theirs): at once if free
+        (and no one waits), else within ``wait`` seconds in all; False if none came. The caller
+        gives them back with :meth:`leave`."""
         with anyio.move_on_after(self.wait):
-            await self.slots.acquire()
+            if outbound:
+                await _take(self.outbound)
+            try:
+                await _take(self.slots)
+            except BaseException:  # cancelled by the deadline: give back what was taken
+                if outbound:
+                    self.outbound.release()
+                raise
             return True
         return False
+
+    def leave(self, outbound: bool = False) -> None:
+        self.slots.release()
+        if outbound:
+            self.outbound.release()
+
+
+async def _take(slots: anyio.Semaphore) -> None:
+    """A slot: at once if one is free and no one waits (a freed slot goes to the first waiter,
+    never here), else in turn."""
+    try:
+        slots.acquire_nowait()
+    except anyio.WouldBlock:
+        await slots.acquire()
 
 
 class Admission:
@@ -60,11 +84,13 @@ class Admission:
         *,
         gate: Callable[[], Gate | None],
         exempt: Callable[[str], bool],
+        outbound: Callable[[str, str], bool],
         render: Render,
     ) -> None:
         self.app = app
         self.gate = gate
         self.exempt = exempt
+        self.outbound = outbound
         self.render = render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,13 +101,14 @@ class Admission:
         if not gate.reachable():
             await refuse(self.render, scope, receive, send, 503, STORE_DOWN)
             return
-        if not await gate.enter():
+        outbound = self.outbound(scope["method"], scope["path"])
+        if not await gate.enter(outbound):
             await refuse(self.render, scope, receive, send, 503, BUSY)
             return
         try:
             await self.app(scope, receive, send)
         finally:
-            gate.slots.release()
+            gate.leave(outbound)
 
 
 async def refuse(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import importlib
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -145,7 +146,11 @@ def create_app(
     document_errors(app)
     # The last added runs first: the body's size is checked before anything else.
     app.add_middleware(
-        Admission, gate=lambda: app.state.gate, exempt=_needs_no_store, render=error_response
+        Admission,
+        gate=lambda: app.state.gate,
+        exempt=_needs_no_store,
+        outbound=_may_reach_out,
+        render=error_response,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, render=error_response)
 
@@ -185,6 +190,19 @@ def _needs_no_store(path: str) -> bool:
     """Paths the admission gate lets through: the health check (it has a connection of its
     own) and static files."""
     return path == "/api/v1/health" or path.startswith("/static/")
+
+
+# The reads that contact a source: the API's available tables and Diagnose, and the web's source
+# page (its live status and available tables) and Diagnose page.
+_OUTBOUND_READS = re.compile(
+    r"^(/api/v1)?/sources/\d+/(available-tables|doctor)/?$|^/sources/\d+/?$"
+)
+
+
+def _may_reach_out(method: str, path: str) -> bool:
+    """Requests that may wait on a source or a webhook endpoint: every change (a refresh, a
+    connection test, a publication action, a webhook Test...) and the reads above."""
+    return method not in ("GET", "HEAD", "OPTIONS") or bool(_OUTBOUND_READS.match(path))
 
 
 def _is_api(request: Request) -> bool:
