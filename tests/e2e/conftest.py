@@ -6,6 +6,7 @@ browser is ``/usr/bin/chromium`` driven by Playwright (never a downloaded browse
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REPOSITORY = Path(__file__).resolve().parents[2]
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -101,7 +102,14 @@ def tab(browser: Any) -> Iterator[Tab]:
 
 
 @pytest.fixture
-def screenshots() -> Path:
-    """docs/screenshots/, which the browser test refreshes."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshots(tmp_path: Path) -> Path:
+    """Where the browser test writes its screenshots: the test's own tmp_path, so a test run
+    leaves the clone as it found it.
+
+    ``ROSETTA_SCREENSHOTS=docs/screenshots`` (relative to the repository, or an absolute path)
+    asks for them there instead, to refresh the README's images.
+    """
+    asked = os.environ.get("ROSETTA_SCREENSHOTS")
+    folder = REPOSITORY / asked if asked else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

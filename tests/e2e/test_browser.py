@@ -1,7 +1,9 @@
 """The web UI end to end in a real headless Chromium: log in, add a source, watch a table's
 schema get tracked and change, and see hostile names shown as text.
 
-Also refreshes docs/screenshots/ (sources.png, source.png, table.png, doctor.png) at 1280x800.
+Takes screenshots (sources.png, source.png, table.png, doctor.png) at 1280x800 into the test's
+tmp_path; ``ROSETTA_SCREENSHOTS=docs/screenshots scripts/test tests/e2e/test_browser.py`` writes
+them into docs/screenshots/ instead, to refresh the README's images.
 """
 
 from __future__ import annotations

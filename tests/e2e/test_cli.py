@@ -50,7 +50,8 @@ def test_add_refresh_tables_history(cli: Cli, source_db: Any) -> None:
     tables = cli("tables", "shop")
     assert tables.returncode == 0
     row = next(line for line in tables.stdout.splitlines() if "test_table" in line)
-    assert "2" in row and "5" in row and "tracked" in row
+    table, version, columns, status, _last_change = (cell.strip() for cell in row.split("│")[1:-1])
+    assert (table, version, columns, status) == ("test_table", "2", "5", "tracked")
 
     hist = cli("history", "shop", "test_table")
     assert hist.returncode == 0, hist.stderr

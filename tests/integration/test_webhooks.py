@@ -82,16 +82,24 @@ def test_retried_after_a_500(
     webhooks.add_endpoint(store, box, shop.id, receiver.url, None, ["table.added"])
     receiver.statuses = [500]
     sync(shop)
-    assert webhooks.deliver_due(store, box, base_delay=0.2) == (0, 1)
+    assert webhooks.deliver_due(store, box, base_delay=600) == (0, 1)
     [pending] = webhooks.deliveries(store, source_id=shop.id)
     assert (pending["status"], pending["last_status_code"], pending["attempts"]) == (
         "pending",
         500,
         1,
     )
-    assert webhooks.deliver_due(store, box, base_delay=0.2) == (0, 0)  # not due yet: backoff
-    time.sleep(0.3)
-    assert webhooks.deliver_due(store, box, base_delay=0.2) == (1, 0)
+    # The first retry waits base_delay (600 s) after the failure: not due yet, whatever the clock.
+    [[wait]] = store.execute(
+        "SELECT extract(epoch FROM next_attempt_at - updated_at) FROM webhook_deliveries"
+    ).fetchall()
+    store.commit()
+    assert wait == 600
+    assert webhooks.deliver_due(store, box, base_delay=600) == (0, 0)
+    # The backoff is over: the delivery becomes due, and the retry succeeds.
+    store.execute("UPDATE webhook_deliveries SET next_attempt_at = now()")
+    store.commit()
+    assert webhooks.deliver_due(store, box, base_delay=600) == (1, 0)
     [done] = webhooks.deliveries(store, source_id=shop.id)
     assert (done["status"], done["last_status_code"], done["attempts"]) == ("delivered", 200, 2)
     assert len(receiver.requests) == 2
