@@ -68,8 +68,7 @@ class Diagnosis:
         }
 
 
-def _q(name: str) -> Any:
-    return sqlfile.load("rosetta.catalog", "doctor.sql")[name]
+QUERIES = sqlfile.Queries("rosetta.catalog", "doctor.sql")
 
 
 def ident(name: str) -> str:
@@ -168,7 +167,7 @@ def check_source(
                 subject=who,
             )
             state = conn.execute(
-                _q("source_health"),
+                QUERIES["source_health"],
                 {
                     "publication": source.publication_name,
                     "slot": source.replication_name,
@@ -302,7 +301,7 @@ def _check_tables(
         published = {
             (r[0], r[1])
             for r in conn.execute(
-                _q("publication_table_names"), {"publication": source.publication_name}
+                QUERIES["publication_table_names"], {"publication": source.publication_name}
             )
         }
         wanted = sorted(tracked | published)
@@ -311,7 +310,7 @@ def _check_tables(
         return
     pub = ident(source.publication_name)
     cur = conn.execute(
-        _q("table_health"),
+        QUERIES["table_health"],
         {
             "schemas": [w[0] for w in wanted],
             "tables": [w[1] for w in wanted],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -15,8 +14,7 @@ from rosetta.store.repository import Conn
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _q(name: str) -> Any:
-    return sqlfile.load("rosetta.store", "metrics.sql")[name]
+QUERIES = sqlfile.Queries("rosetta.store", "metrics.sql")
 
 
 class StoreCollector(Collector):
@@ -35,7 +33,7 @@ class StoreCollector(Collector):
             "When the last schema monitoring cycle finished",
             labels=["monitor"],
         )
-        for monitor_id, seconds, at in conn.execute(_q("monitor_metrics")):
+        for monitor_id, seconds, at in conn.execute(QUERIES["monitor_metrics"]):
             duration.add_metric([monitor_id], seconds or 0.0)
             finished.add_metric([monitor_id], at or 0.0)
         yield duration
@@ -54,7 +52,7 @@ class StoreCollector(Collector):
         up = GaugeMetricFamily(
             "rosetta_source_up", "1 when the last sync of a source succeeded", labels=["source"]
         )
-        for name, last_success, failed, status in conn.execute(_q("source_metrics")):
+        for name, last_success, failed, status in conn.execute(QUERIES["source_metrics"]):
             if last_success is not None:
                 success.add_metric([name], last_success)
             failures.add_metric([name], float(failed))
@@ -66,7 +64,7 @@ class StoreCollector(Collector):
         tables = GaugeMetricFamily(
             "rosetta_tables", "Tables tracked, by status", labels=["source", "status"]
         )
-        for name, status, count in conn.execute(_q("table_metrics")):
+        for name, status, count in conn.execute(QUERIES["table_metrics"]):
             tables.add_metric([name, status], float(count))
         yield tables
 
@@ -75,7 +73,7 @@ class StoreCollector(Collector):
             "Schema versions recorded, by change type",
             labels=["source", "change_type"],
         )
-        for name, kind, count in conn.execute(_q("version_metrics")):
+        for name, kind, count in conn.execute(QUERIES["version_metrics"]):
             versions.add_metric([name, kind], float(count))
         yield versions
 
@@ -93,7 +91,7 @@ class StoreCollector(Collector):
             "Webhook deliveries given up after the last retry",
             labels=["source"],
         )
-        for name, ok, waiting, gave_up, failed_n in conn.execute(_q("webhook_metrics")):
+        for name, ok, waiting, gave_up, failed_n in conn.execute(QUERIES["webhook_metrics"]):
             delivered.add_metric([name], float(ok))
             failed_attempts.add_metric([name], float(failed_n))
             pending.add_metric([name], float(waiting))

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from rosetta import sqlfile
 from rosetta.catalog import connection
 from rosetta.catalog.connection import ConnectionParams, SourceLimits
+from rosetta.catalog.reader import QUERIES as CATALOG_QUERIES
 from rosetta.errors import SourceActionError, first_line
 
 TableName = tuple[str, str]
@@ -39,7 +39,7 @@ def available_tables(
     params: ConnectionParams, publication: str, limits: SourceLimits
 ) -> list[TableName]:
     """Tables of the source that the publication does not carry."""
-    query = sqlfile.load("rosetta.catalog", "queries.sql")["available_tables"]
+    query = CATALOG_QUERIES["available_tables"]
     with _source(params, limits, "list the source's tables") as conn:
         return [(r[0], r[1]) for r in conn.execute(query, {"publication": publication})]
 

@@ -20,11 +20,10 @@ from psycopg.types.json import Jsonb
 from rosetta import sqlfile
 from rosetta.schema.diff import INITIAL_LOAD, classify, diff
 from rosetta.schema.model import SchemaJson, TableSchema, display_name
-from rosetta.store.repository import Conn, q
+from rosetta.store.repository import QUERIES as STORE_QUERIES
+from rosetta.store.repository import Conn
 
-
-def _rq(name: str) -> Any:
-    return sqlfile.load("rosetta.store", "repair.sql")[name]
+QUERIES = sqlfile.Queries("rosetta.store", "repair.sql")
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ def plan(conn: Conn, source_id: int | None = None) -> RepairReport:
     """What a repair would change; touches nothing."""
     report = RepairReport()
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_rq("repair_tables"), {"source_id": source_id})
+        cur.execute(QUERIES["repair_tables"], {"source_id": source_id})
         tables = cur.fetchall()
         for t in tables:
             repair = TableRepair(
@@ -160,10 +159,10 @@ def plan(conn: Conn, source_id: int | None = None) -> RepairReport:
                 display_name(t["schema_name"], t["table_name"]),
                 needs_schema=t["needs_schema"],
             )
-            cur.execute(_rq("history_rows"), {"table_id": t["id"]})
+            cur.execute(QUERIES["history_rows"], {"table_id": t["id"]})
             rebuild(repair, cur.fetchall())
             report.tables.append(repair)
-    row = conn.execute(_rq("has_version_constraint")).fetchone()
+    row = conn.execute(QUERIES["has_version_constraint"]).fetchone()
     report.constraint_missing = not (row and row[0])
     conn.rollback()
     return report
@@ -172,19 +171,19 @@ def plan(conn: Conn, source_id: int | None = None) -> RepairReport:
 def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> bool:
     """Rewrite one table's history in one transaction; False when it changed meanwhile."""
     with conn.transaction():
-        conn.execute(q("lock_source"), {"id": source_id})
+        conn.execute(STORE_QUERIES["lock_source"], {"id": source_id})
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(_rq("history_rows"), {"table_id": repair.table_id})
+            cur.execute(QUERIES["history_rows"], {"table_id": repair.table_id})
             fresh = TableRepair(repair.table_id, repair.source, repair.table)
             rebuild(fresh, cur.fetchall())
         if fresh.versions != repair.versions or fresh.delete_ids != repair.delete_ids:
             repair.__dict__.update(fresh.__dict__)
-        conn.execute(q("allow_history_maintenance"))
+        conn.execute(STORE_QUERIES["allow_history_maintenance"])
         for row_id in repair.delete_ids:
-            conn.execute(_rq("delete_history_row"), {"id": row_id})
+            conn.execute(QUERIES["delete_history_row"], {"id": row_id})
         for v in repair.versions:
             if v.id is not None:
-                conn.execute(_rq("park_history_row"), {"id": v.id})
+                conn.execute(QUERIES["park_history_row"], {"id": v.id})
         for v in repair.versions:
             params = {
                 "version": v.version,
@@ -195,12 +194,12 @@ def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> bool:
             }
             if v.id is None:
                 conn.execute(
-                    _rq("insert_repaired_row"),
+                    QUERIES["insert_repaired_row"],
                     dict(params, table_id=repair.table_id, created_at=v.created_at),
                 )
             else:
-                conn.execute(_rq("rewrite_history_row"), dict(params, id=v.id))
-        conn.execute(_rq("forget_fingerprint"), {"id": repair.table_id})
+                conn.execute(QUERIES["rewrite_history_row"], dict(params, id=v.id))
+        conn.execute(QUERIES["forget_fingerprint"], {"id": repair.table_id})
     return True
 
 
@@ -209,7 +208,7 @@ def add_constraint(conn: Conn, report: RepairReport) -> None:
 
     try:
         with conn.transaction():
-            conn.execute(_rq("add_version_constraint"))
+            conn.execute(QUERIES["add_version_constraint"])
         report.constraint_added = True
     except psycopg.errors.UniqueViolation:
         report.constraint_error = (

@@ -67,11 +67,108 @@ JOIN pg_catalog.pg_class c ON c.oid = pub.relid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN cols ON cols.attrelid = c.oid
 
+-- name: publication_tables_pre15
+-- `publication_tables` for servers before PostgreSQL 15, which have no publication column lists:
+-- a publication carries every column of its tables.
+WITH pub AS (
+    SELECT DISTINCT gpt.relid, NULL::int2[] AS attrs
+    FROM pg_catalog.pg_publication p
+    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
+    WHERE p.pubname = %(publication)s
+),
+cols AS (
+    SELECT
+        a.attrelid,
+        count(*) FILTER (WHERE pub.attrs IS NULL OR a.attnum = ANY (pub.attrs)) AS column_count,
+        sum(pg_catalog.hashtextextended(concat_ws(',',
+            a.attnum, length(a.attname), a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+            a.attidentity::text, a.attgenerated::text, a.attcollation, t.typname, t.typnamespace,
+            COALESCE(a.attnum = ANY (pk.conkey), false), COALESCE(d.adbin::text, '-')
+        ), 0)) FILTER (WHERE pub.attrs IS NULL OR a.attnum = ANY (pub.attrs)) AS digest
+    FROM pub
+    JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = pub.relid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = a.attrelid AND pk.contype = 'p'
+    GROUP BY a.attrelid
+)
+SELECT
+    n.nspname::text AS schema_name,
+    c.relname::text AS table_name,
+    c.oid::bigint AS table_oid,
+    c.relkind::text AS kind,
+    c.relreplident::text AS replica_identity,
+    pg_catalog.has_table_privilege(c.oid, 'SELECT') AS can_select,
+    COALESCE(cols.column_count, 0) AS column_count,
+    COALESCE(cols.digest::text, '') AS digest
+FROM pub
+JOIN pg_catalog.pg_class c ON c.oid = pub.relid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN cols ON cols.attrelid = c.oid
+
 -- name: table_columns
 -- The live columns the publication carries of each table in %(oids)s, as a JSON object keyed by
 -- column name, in attnum order: what Rosetta stores as a table's schema.
 WITH pub AS (
     SELECT gpt.relid, gpt.attrs::int2[] AS attrs
+    FROM pg_catalog.pg_publication p
+    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
+    WHERE p.pubname = %(publication)s
+)
+SELECT
+    c.oid::bigint AS table_oid,
+    COALESCE(cols.columns::text, '{}') AS columns
+FROM pub
+JOIN pg_catalog.pg_class c ON c.oid = pub.relid
+LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
+LEFT JOIN LATERAL (
+    SELECT json_object_agg(
+        a.attname,
+        json_build_object(
+            'column_name', a.attname,
+            'data_type', upper(pg_catalog.format_type(a.atttypid, NULL)),
+            'full_type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+            'is_nullable', NOT a.attnotnull,
+            'column_default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+            'is_primary_key', COALESCE(a.attnum = ANY (pk.conkey), false),
+            'ordinal_position', a.ordinal_position,
+            'attnum', a.attnum,
+            'numeric_precision', CASE
+                WHEN a.atttypid = 1700 AND a.atttypmod >= 4 THEN ((a.atttypmod - 4) >> 16) & 65535
+                WHEN a.atttypid = 21 THEN 16
+                WHEN a.atttypid = 23 THEN 32
+                WHEN a.atttypid = 20 THEN 64
+                WHEN a.atttypid = 700 THEN 24
+                WHEN a.atttypid = 701 THEN 53
+            END,
+            'numeric_scale', CASE
+                WHEN a.atttypid = 1700 AND a.atttypmod >= 4 THEN (a.atttypmod - 4) & 65535
+                WHEN a.atttypid IN (20, 21, 23) THEN 0
+            END,
+            'character_maximum_length', CASE
+                WHEN a.atttypid IN (1042, 1043) AND a.atttypmod >= 4 THEN a.atttypmod - 4
+            END,
+            'identity', CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END,
+            'generated', CASE a.attgenerated WHEN 's' THEN 'STORED' END
+        )
+        ORDER BY a.attnum
+    ) AS columns
+    FROM (
+        SELECT att.*, row_number() OVER (ORDER BY att.attnum) AS ordinal_position
+        FROM pg_catalog.pg_attribute att
+        WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped
+          AND (pub.attrs IS NULL OR att.attnum = ANY (pub.attrs))
+    ) a
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+) cols ON true
+WHERE c.oid = ANY (%(oids)s::oid[])
+
+-- name: table_columns_pre15
+-- `table_columns` for servers before PostgreSQL 15, which have no publication column lists:
+-- a publication carries every column of its tables.
+WITH pub AS (
+    SELECT gpt.relid, NULL::int2[] AS attrs
     FROM pg_catalog.pg_publication p
     CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
     WHERE p.pubname = %(publication)s

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg.rows import dict_row
@@ -17,6 +17,8 @@ from rosetta.catalog.connection import connect as connect
 from rosetta.schema.model import SchemaJson, TableSchema
 
 TableKey = tuple[str, str]
+
+QUERIES = sqlfile.Queries("rosetta.catalog", "queries.sql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +74,8 @@ def read_state(
     conn: psycopg.Connection[Any], publication: str, slot: str | None
 ) -> CatalogSnapshot:
     """The source's publication and slot state, without its tables."""
-    queries = sqlfile.load("rosetta.catalog", "queries.sql")
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(queries["source_state"], {"publication": publication, "slot": slot})
+        cur.execute(QUERIES["source_state"], {"publication": publication, "slot": slot})
         row = cur.fetchone()
     assert row is not None
     return CatalogSnapshot(
@@ -82,17 +83,10 @@ def read_state(
     )
 
 
-# Column lists came with PostgreSQL 15; before it, a publication carries every column.
-_ATTRS = "gpt.attrs::int2[] AS attrs"
-_NO_ATTRS = "NULL::int2[] AS attrs"
-
-
-def _query(conn: psycopg.Connection[Any], name: str) -> Any:
-    """A catalog query, for the source's server version (both texts ship with the package)."""
-    text = sqlfile.load("rosetta.catalog", "queries.sql")[name]
-    if conn.info.server_version < 150000:
-        text = text.replace(_ATTRS, _NO_ATTRS)
-    return text
+def _for_server(conn: psycopg.Connection[Any], name: str) -> LiteralString:
+    """A catalog query for the source's server version: column lists came with PostgreSQL 15,
+    so older servers run the ``_pre15`` twin of the query."""
+    return QUERIES[name if conn.info.server_version >= 150000 else f"{name}_pre15"]
 
 
 def read_publication(
@@ -100,12 +94,11 @@ def read_publication(
 ) -> CatalogSnapshot:
     """Every table of ``publication``: its state and each table's fingerprint in one round trip,
     and, with ``columns``, every table's columns (a second one)."""
-    queries = sqlfile.load("rosetta.catalog", "queries.sql")
     params = {"publication": publication, "slot": slot}
     with conn.pipeline():
-        conn.execute(queries["stable_output"])
-        state_cur = conn.execute(queries["source_state"], params)
-        tables_cur = conn.execute(_query(conn, "publication_tables"), params)
+        conn.execute(QUERIES["stable_output"])
+        state_cur = conn.execute(QUERIES["source_state"], params)
+        tables_cur = conn.execute(_for_server(conn, "publication_tables"), params)
     state = state_cur.fetchone()
     assert state is not None
     tables: dict[TableKey, CatalogTable] = {}
@@ -135,6 +128,6 @@ def read_columns(
     if not tables:
         return []
     params = {"publication": publication, "oids": [t.oid for t in tables]}
-    found = dict(conn.execute(_query(conn, "table_columns"), params).fetchall())
+    found = dict(conn.execute(_for_server(conn, "table_columns"), params).fetchall())
     # A table dropped between the two reads has no row: it reads as having no columns.
     return [replace(t, columns_text=found.get(t.oid, "{}")) for t in tables]

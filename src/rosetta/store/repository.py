@@ -16,9 +16,12 @@ from rosetta.errors import ConflictError, SourceNotFoundError, TableNotFoundErro
 Conn = psycopg.Connection[Any]
 
 
+QUERIES = sqlfile.Queries("rosetta.store", "queries.sql")
+
+
 def q(name: str) -> LiteralString:
-    """The named query from ``queries.sql`` (files shipped with the package, never user text)."""
-    return sqlfile.load("rosetta.store", "queries.sql")[name]
+    """The named query from ``queries.sql``: ``QUERIES[name]``, for the callers that import it."""
+    return QUERIES[name]
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def insert_source(conn: Conn, values: dict[str, Any]) -> Source:
     params = dict(values, connect_options=Jsonb(values.get("connect_options") or {}))
     try:
         with conn.transaction():
-            row = _row(conn, q("insert_source"), params)
+            row = _row(conn, QUERIES["insert_source"], params)
     except psycopg.errors.UniqueViolation:
         raise ConflictError(
             f"a source named {values['name']!r} already exists: choose another name"
@@ -84,7 +87,7 @@ def update_source(conn: Conn, source_id: int, values: dict[str, Any]) -> Source:
     params = dict(values, id=source_id, connect_options=Jsonb(values.get("connect_options") or {}))
     try:
         with conn.transaction():
-            row = _row(conn, q("update_source"), params)
+            row = _row(conn, QUERIES["update_source"], params)
     except psycopg.errors.UniqueViolation:
         raise ConflictError(
             f"a source named {values['name']!r} already exists: choose another name"
@@ -95,7 +98,7 @@ def update_source(conn: Conn, source_id: int, values: dict[str, Any]) -> Source:
 
 
 def source_by_name(conn: Conn, name: str) -> Source:
-    row = _row(conn, q("source_by_name"), {"name": name})
+    row = _row(conn, QUERIES["source_by_name"], {"name": name})
     if row is None:
         raise SourceNotFoundError(
             f"no source named {name!r}: `rosetta source list` shows the registered ones"
@@ -104,21 +107,21 @@ def source_by_name(conn: Conn, name: str) -> Source:
 
 
 def source_by_id(conn: Conn, source_id: int) -> Source:
-    row = _row(conn, q("source_by_id"), {"id": source_id})
+    row = _row(conn, QUERIES["source_by_id"], {"id": source_id})
     if row is None:
         raise SourceNotFoundError(f"no source with id {source_id}")
     return Source.from_row(row)
 
 
 def list_sources(conn: Conn) -> list[Source]:
-    return [Source.from_row(r) for r in _rows(conn, q("list_sources"), {})]
+    return [Source.from_row(r) for r in _rows(conn, QUERIES["list_sources"], {})]
 
 
 def delete_source(conn: Conn, source_id: int) -> None:
     """Delete a source with its tables and their history (the one sanctioned history delete)."""
     with conn.transaction():
-        conn.execute(q("allow_history_maintenance"))
-        cur = conn.execute(q("delete_source"), {"id": source_id})
+        conn.execute(QUERIES["allow_history_maintenance"])
+        cur = conn.execute(QUERIES["delete_source"], {"id": source_id})
         if cur.rowcount == 0:
             raise SourceNotFoundError(f"no source with id {source_id}")
 
@@ -126,7 +129,7 @@ def delete_source(conn: Conn, source_id: int) -> None:
 def set_source_flags(conn: Conn, source_id: int, publication: bool, replication: bool) -> bool:
     """Keep the flags true to the source; True when they changed."""
     cur = conn.execute(
-        q("set_source_flags"),
+        QUERIES["set_source_flags"],
         {
             "id": source_id,
             "is_publication_enabled": publication,
@@ -137,32 +140,32 @@ def set_source_flags(conn: Conn, source_id: int, publication: bool, replication:
 
 
 def record_sync(conn: Conn, source_id: int, status: str, error: str | None) -> None:
-    conn.execute(q("record_sync"), {"id": source_id, "status": status, "error": error})
+    conn.execute(QUERIES["record_sync"], {"id": source_id, "status": status, "error": error})
 
 
 # --- tables and history --------------------------------------------------------------------
 
 
 def list_tables(conn: Conn, source_id: int) -> list[dict[str, Any]]:
-    return _rows(conn, q("list_tables"), {"source_id": source_id})
+    return _rows(conn, QUERIES["list_tables"], {"source_id": source_id})
 
 
 def find_table(conn: Conn, source_id: int, name: str) -> dict[str, Any]:
     """A tracked table by ``table``, ``schema.table``, or a name in more than one schema."""
     row = _row(
         conn,
-        q("table_by_name"),
+        QUERIES["table_by_name"],
         {"source_id": source_id, "schema_name": "public", "table_name": name},
     )
     if row is None and "." in name:
         schema_name, _, table_name = name.partition(".")
         row = _row(
             conn,
-            q("table_by_name"),
+            QUERIES["table_by_name"],
             {"source_id": source_id, "schema_name": schema_name, "table_name": table_name},
         )
     if row is None:
-        matches = _rows(conn, q("tables_named"), {"source_id": source_id, "table_name": name})
+        matches = _rows(conn, QUERIES["tables_named"], {"source_id": source_id, "table_name": name})
         if len(matches) == 1:
             row = matches[0]
         elif len(matches) > 1:
@@ -176,18 +179,18 @@ def find_table(conn: Conn, source_id: int, name: str) -> dict[str, Any]:
 
 
 def table_by_id(conn: Conn, table_id: int) -> dict[str, Any]:
-    row = _row(conn, q("table_by_id"), {"id": table_id})
+    row = _row(conn, QUERIES["table_by_id"], {"id": table_id})
     if row is None:
         raise TableNotFoundError(f"no table with id {table_id}")
     return row
 
 
 def history(conn: Conn, table_id: int) -> list[dict[str, Any]]:
-    return _rows(conn, q("history"), {"table_id": table_id})
+    return _rows(conn, QUERIES["history"], {"table_id": table_id})
 
 
 def latest_heartbeat(conn: Conn) -> dict[str, Any] | None:
-    row = _row(conn, q("latest_heartbeat"), {})
+    row = _row(conn, QUERIES["latest_heartbeat"], {})
     if not conn.autocommit:
         conn.rollback()
     return row

@@ -25,8 +25,7 @@ MAX_URL_LENGTH = 2000
 MAX_SECRET_BYTES = 1000
 
 
-def q(name: str) -> Any:
-    return sqlfile.load("rosetta.store", "webhooks.sql")[name]
+QUERIES = sqlfile.Queries("rosetta.store", "webhooks.sql")
 
 
 def _shown(text: str) -> str:
@@ -122,7 +121,7 @@ def add_endpoint(
     checked_events = validate_events(events)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            q("insert_endpoint"),
+            QUERIES["insert_endpoint"],
             {
                 "source_id": source_id,
                 "url": checked_url,
@@ -138,7 +137,7 @@ def add_endpoint(
 
 def list_endpoints(conn: Conn, source_id: int | None = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(q("list_endpoints"), {"source_id": source_id})
+        cur.execute(QUERIES["list_endpoints"], {"source_id": source_id})
         rows = cur.fetchall()
     conn.rollback()
     return rows
@@ -150,7 +149,7 @@ def _no_such(endpoint_id: int) -> NotFoundError:
 
 def get_endpoint(conn: Conn, endpoint_id: int) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(q("endpoint_by_id"), {"id": endpoint_id})
+        cur.execute(QUERIES["endpoint_by_id"], {"id": endpoint_id})
         row = cur.fetchone()
     conn.rollback()
     if row is None:
@@ -159,7 +158,7 @@ def get_endpoint(conn: Conn, endpoint_id: int) -> dict[str, Any]:
 
 
 def remove_endpoint(conn: Conn, endpoint_id: int) -> None:
-    cur = conn.execute(q("delete_endpoint"), {"id": endpoint_id})
+    cur = conn.execute(QUERIES["delete_endpoint"], {"id": endpoint_id})
     conn.commit()
     if cur.rowcount == 0:
         raise _no_such(endpoint_id)
@@ -174,7 +173,7 @@ def deliveries(
 ) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            q("list_deliveries"),
+            QUERIES["list_deliveries"],
             {"source_id": source_id, "endpoint_id": endpoint_id, "limit": limit},
         )
         rows = cur.fetchall()

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from rosetta.schema.diff import Change, severity
 from rosetta.schema.model import display_name
 from rosetta.store.repository import Conn
-from rosetta.webhooks.endpoints import q
+from rosetta.webhooks.endpoints import QUERIES
 
 MAX_ATTEMPTS = 10
 MAX_BACKOFF = 3600.0
@@ -41,7 +41,7 @@ class Recorder:
         self.source_name = source_name
         self.endpoints: list[tuple[int, list[str]]] = [
             (r[0], list(r[1]))
-            for r in conn.execute(q("endpoints_for_source"), {"source_id": source_id})
+            for r in conn.execute(QUERIES["endpoints_for_source"], {"source_id": source_id})
         ]
 
     def record(
@@ -70,7 +70,7 @@ class Recorder:
             "occurred_at": datetime.now(UTC).isoformat(),
         }
         row = self.conn.execute(
-            q("insert_event"),
+            QUERIES["insert_event"],
             {
                 "source_id": self.source_id,
                 "event_type": event,
@@ -80,7 +80,7 @@ class Recorder:
         assert row is not None
         for endpoint_id in targets:
             self.conn.execute(
-                q("insert_delivery"), {"endpoint_id": endpoint_id, "event_id": row[0]}
+                QUERIES["insert_delivery"], {"endpoint_id": endpoint_id, "event_id": row[0]}
             )
 
 
@@ -107,7 +107,7 @@ def claim(conn: Conn, limit: int, lease_seconds: float) -> list[Claimed]:
     """Lease the next due delivery of up to ``limit`` idle endpoints, and commit."""
     with conn.transaction(), conn.cursor(row_factory=class_row(Claimed)) as cur:
         cur.execute(
-            q("claim_due"),
+            QUERIES["claim_due"],
             {"limit": limit, "lease_seconds": lease_seconds, "lease": uuid.uuid4().hex},
         )
         return cur.fetchall()
@@ -129,7 +129,7 @@ def settle(
         delay = backoff(attempts, base_delay)
     with conn.transaction():
         conn.execute(
-            q("delivery_result"),
+            QUERIES["delivery_result"],
             {
                 "id": delivery.id,
                 "lease": delivery.lease,
@@ -145,5 +145,5 @@ def settle(
 def lease_left(conn: Conn) -> float | None:
     """Seconds until the first lease of a pending delivery runs out; None when none is leased."""
     with conn.transaction():
-        row = conn.execute(q("lease_left")).fetchone()
+        row = conn.execute(QUERIES["lease_left"]).fetchone()
     return float(row[0]) if row is not None and row[0] is not None else None
