@@ -42,7 +42,8 @@ import bench_sync  # benchmarks/ is on sys.path when this file runs
 import bench_web
 from rosetta import tokens
 from rosetta.crypto import SecretBox
-from rosetta.pg.server import ThrowawayPostgres, free_port
+from rosetta.pg.server import free_port
+from rosetta.pg.testing import ThrowawayPostgres
 from rosetta.store import db
 
 HERE = Path(__file__).resolve().parent

@@ -38,7 +38,8 @@ from psycopg import sql
 from rosetta import logs, sources
 from rosetta.catalog import reader
 from rosetta.crypto import SecretBox
-from rosetta.pg.server import PostgresServer, ThrowawayPostgres
+from rosetta.pg.server import PostgresServer
+from rosetta.pg.testing import ThrowawayPostgres
 from rosetta.store import db, repository
 from rosetta.summary import SyncSummary
 from rosetta.sync import connection_params, sync_source

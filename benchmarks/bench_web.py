@@ -47,7 +47,8 @@ from rosetta.api.app import create_app
 from rosetta.catalog.connection import SourceLimits
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
-from rosetta.pg.server import PostgresServer, ThrowawayPostgres, free_port
+from rosetta.pg.server import PostgresServer, free_port
+from rosetta.pg.testing import ThrowawayPostgres
 from rosetta.store import db, repository
 from rosetta.sync import connection_params, sync_source
 

@@ -25,7 +25,8 @@ import pytest
 from psycopg import sql
 
 from rosetta.crypto import SecretBox
-from rosetta.pg.server import PostgresServer, ThrowawayPostgres
+from rosetta.pg.server import PostgresServer
+from rosetta.pg.testing import ThrowawayPostgres
 from rosetta.store import db
 
 TEST_KEY = "test-secret-key-for-rosetta-tests"

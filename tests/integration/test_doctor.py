@@ -16,7 +16,8 @@ from rosetta import doctor, sources
 from rosetta.crypto import SecretBox
 from rosetta.doctor import FAIL, PASS, WARN, Diagnosis
 from rosetta.monitor import Monitor
-from rosetta.pg.server import ThrowawayPostgres, find_bindir
+from rosetta.pg.server import find_bindir
+from rosetta.pg.testing import ThrowawayPostgres
 from rosetta.store import repository
 
 

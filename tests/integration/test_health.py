@@ -18,7 +18,8 @@ from rosetta import __version__, tokens
 from rosetta.catalog.connection import SourceLimits
 from rosetta.crypto import SecretBox
 from rosetta.monitor import Monitor
-from rosetta.pg.server import PostgresServer, ThrowawayPostgres
+from rosetta.pg.server import PostgresServer
+from rosetta.pg.testing import ThrowawayPostgres
 from rosetta.store import db
 from tests.integration.conftest import make_app
 from tests.live_server import serving

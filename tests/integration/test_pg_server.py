@@ -27,13 +27,12 @@ from rosetta.pg import embedded
 from rosetta.pg.embedded import EmbeddedStore
 from rosetta.pg.server import (
     PostgresServer,
-    ThrowawayPostgres,
     find_bindir,
     live_postmaster,
     make_reachable_dir,
     read_pid,
-    sweep_stale_dirs,
 )
+from rosetta.pg.testing import ThrowawayPostgres, sweep_stale_dirs
 
 
 def _accepts_tcp(port: int) -> bool:
@@ -120,7 +119,7 @@ def test_server_dies_with_killed_parent() -> None:
     script = textwrap.dedent(
         """
         import os, signal
-        from rosetta.pg.server import ThrowawayPostgres
+        from rosetta.pg.testing import ThrowawayPostgres
         server = ThrowawayPostgres().start()
         print(server.port, server.datadir, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -151,7 +150,7 @@ def test_sweep_kills_server_of_dead_owner() -> None:
     script = textwrap.dedent(
         """
         import os, signal
-        from rosetta.pg import server as pg
+        from rosetta.pg import testing as pg
         pg._pdeathsig_preexec = lambda: None  # as if the server had outlived its starter
         server = pg.ThrowawayPostgres().start()
         print(server.port, server.datadir, flush=True)
