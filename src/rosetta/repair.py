@@ -82,10 +82,7 @@ class TableRepair:
 class RepairReport:
     tables: list[TableRepair] = field(default_factory=list)
     constraint_missing: bool = False
-    constraint_added: bool = False
     constraint_error: str | None = None
-    healed: list[str] = field(default_factory=list)
-    heal_failures: list[str] = field(default_factory=list)
 
     @property
     def repaired(self) -> list[TableRepair]:
@@ -168,8 +165,13 @@ def plan(conn: Conn, source_id: int | None = None) -> RepairReport:
     return report
 
 
-def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> bool:
-    """Rewrite one table's history in one transaction; False when it changed meanwhile."""
+def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> None:
+    """Rewrite one table's history in one transaction, under the source's lock.
+
+    The history is planned again under the lock: when a sync changed it since ``repair`` was
+    planned, ``repair`` is updated in place to the repair of the history as it is now, and that
+    is what is written (so the report, and the healing that follows, describe what was done).
+    """
     with conn.transaction():
         conn.execute(STORE_QUERIES["lock_source"], {"id": source_id})
         with conn.cursor(row_factory=dict_row) as cur:
@@ -177,7 +179,7 @@ def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> bool:
             fresh = TableRepair(repair.table_id, repair.source, repair.table)
             rebuild(fresh, cur.fetchall())
         if fresh.versions != repair.versions or fresh.delete_ids != repair.delete_ids:
-            repair.__dict__.update(fresh.__dict__)
+            vars(repair).update(vars(fresh))
         conn.execute(STORE_QUERIES["allow_history_maintenance"])
         for row_id in repair.delete_ids:
             conn.execute(QUERIES["delete_history_row"], {"id": row_id})
@@ -200,7 +202,6 @@ def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> bool:
             else:
                 conn.execute(QUERIES["rewrite_history_row"], dict(params, id=v.id))
         conn.execute(QUERIES["forget_fingerprint"], {"id": repair.table_id})
-    return True
 
 
 def add_constraint(conn: Conn, report: RepairReport) -> None:
@@ -209,7 +210,6 @@ def add_constraint(conn: Conn, report: RepairReport) -> None:
     try:
         with conn.transaction():
             conn.execute(QUERIES["add_version_constraint"])
-        report.constraint_added = True
     except psycopg.errors.UniqueViolation:
         report.constraint_error = (
             "duplicate versions remain in tables not repaired in this run: run "
