@@ -1,35 +1,68 @@
 """The rules of a sync, as pure functions: what to do with each table of a publication.
 
-``plan`` compares the catalog with the tracking rows by fingerprint alone; ``decide`` then looks
-at the stored schema and history of the few tables that need it. Neither does any I/O.
+``plan`` compares the catalog with the tracking rows by fingerprint alone, to choose the few
+tables whose columns and stored details must be read; ``decide`` then turns what was read into
+one :class:`Decision` per table, in the order the sync writes and reports them. Neither does any
+I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from rosetta.catalog.reader import CatalogTable, TableKey
 from rosetta.schema.diff import INITIAL_LOAD, Change, classify, diff
-from rosetta.schema.model import SchemaJson, TableSchema
+from rosetta.schema.model import SchemaJson, TableSchema, display_name
+
+
+class TableStatus(StrEnum):
+    """A tracking row's status, as stored in ``table_metadata_list.status``."""
+
+    TRACKED = "tracked"
+    ERROR = "error"
+    REMOVED = "removed"
+
+
+class SyncStatus(StrEnum):
+    """A sync's outcome, as stored in ``sources.last_sync_status``."""
+
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    PUBLICATION_MISSING = "publication_missing"
 
 
 @dataclass(frozen=True, slots=True)
 class Tracked:
-    """A tracking row, as much of it as the plan needs."""
+    """A tracking row, as much of it as the plan needs (the ``tracked_state`` query's row)."""
 
     id: int
     schema_name: str
     table_name: str
     fingerprint: str | None
-    status: str
+    status: TableStatus
     needs_schema: bool
     oid: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", TableStatus(self.status))
 
     @property
     def key(self) -> TableKey:
         return (self.schema_name, self.table_name)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDetails:
+    """A tracked table's stored schema and latest version (the ``table_details`` query's row)."""
+
+    id: int
+    schema_table: SchemaJson | None
+    last_version: int | None
+    last_schema: SchemaJson | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +71,11 @@ class Plan:
     compare: list[tuple[Tracked, CatalogTable]]
     removed: list[Tracked]
     unchanged: int
+
+    @property
+    def to_read(self) -> list[CatalogTable]:
+        """The tables whose columns the sync reads from the source."""
+        return self.new + [table for _, table in self.compare]
 
 
 def plan(
@@ -55,13 +93,13 @@ def plan(
         seen.add(row.key)
         table = catalog.get(row.key)
         if table is None:
-            if row.status != "removed":
+            if row.status != TableStatus.REMOVED:
                 removed.append(row)
             continue
         has_columns = table.column_count > 0
         if (
             full
-            or row.status != "tracked"
+            or row.status != TableStatus.TRACKED
             or row.fingerprint != table.fingerprint
             or (row.needs_schema and has_columns)
         ):
@@ -78,81 +116,170 @@ def plan(
     return Plan(new, compare, removed, unchanged)
 
 
-Action = Literal["skip", "heal", "version", "initial", "refresh", "none"]
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Action(StrEnum):
     """What to write for one table.
 
-    - ``skip``: the table has no columns; only the catalog facts are kept.
+    - ``add``: a new table; track it with ``INITIAL_LOAD`` v1.
+    - ``skip``: the table has no columns; only the catalog facts are kept (a new one is tracked).
     - ``heal``: the stored schema was NULL or ``{}``; save it, and write ``version`` when set.
     - ``initial``: a schema but no history; write ``INITIAL_LOAD`` v1.
     - ``version``: the schema changed; write ``version`` with ``changes``.
     - ``refresh``: nothing versioned changed; update the tracking row only.
     - ``none``: nothing at all changed (a full compare of an unchanged table).
+    - ``fail``: the table's columns could not be read (``error`` says why); mark it failed.
+    - ``remove``: the table left the publication; mark it removed, history kept.
     """
 
+    ADD = "add"
+    SKIP = "skip"
+    HEAL = "heal"
+    INITIAL = "initial"
+    VERSION = "version"
+    REFRESH = "refresh"
+    NONE = "none"
+    FAIL = "fail"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to write for one table: ``table`` is the catalog's (absent for ``remove``),
+    ``tracked`` the tracking row (absent for a new table)."""
+
     action: Action
+    schema_name: str
+    table_name: str
+    table: CatalogTable | None = None
+    tracked: Tracked | None = None
     version: int | None = None
     changes_type: str | None = None
     old: SchemaJson = field(default_factory=dict)
     new: SchemaJson = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     rejoined: bool = False
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return display_name(self.schema_name, self.table_name)
+
+    @property
+    def table_id(self) -> int | None:
+        return self.tracked.id if self.tracked is not None else None
 
 
 def decide(
-    tracked: Tracked,
-    table: CatalogTable,
-    stored_schema: SchemaJson | None,
-    last_version: int | None,
-    last_schema: SchemaJson | None,
-) -> Decision:
+    the_plan: Plan,
+    read: Mapping[TableKey, CatalogTable],
+    details: Mapping[int, StoredDetails],
+) -> list[Decision]:
+    """One decision per new, compared and removed table, in that order. ``read`` holds the
+    plan's tables with their columns (or their ``read_error``); ``details`` the stored schema
+    and latest version of each compared table, by tracking row id."""
+    decisions = [decide_new(read[t.key]) for t in the_plan.new]
+    for row, table in the_plan.compare:
+        decisions.append(decide_tracked(row, read[table.key], details[row.id]))
+    decisions.extend(
+        Decision(Action.REMOVE, row.schema_name, row.table_name, tracked=row)
+        for row in the_plan.removed
+    )
+    return decisions
+
+
+def decide_new(table: CatalogTable) -> Decision:
+    """A table the store does not track yet."""
+    name = (table.schema_name, table.table_name)
+    if table.read_error is not None:
+        return Decision(Action.FAIL, *name, table=table, error=table.read_error)
+    current = table.schema_json()
+    if not current:
+        return Decision(Action.SKIP, *name, table=table)
+    return Decision(
+        Action.ADD, *name, table=table, version=1, changes_type=INITIAL_LOAD, new=current
+    )
+
+
+def decide_tracked(tracked: Tracked, table: CatalogTable, stored: StoredDetails) -> Decision:
+    """A tracked table whose fingerprint moved (or any, in a full compare)."""
+    name = (tracked.schema_name, tracked.table_name)
+    rejoined = tracked.status == TableStatus.REMOVED
+    if table.read_error is not None:
+        return Decision(
+            Action.FAIL, *name, table, tracked, rejoined=rejoined, error=table.read_error
+        )
     current_json = table.schema_json()
     current = TableSchema.from_json(current_json)
-    rejoined = tracked.status == "removed"
     # A new OID under the same name: the table was dropped and created again.
     recreated = tracked.oid is not None and tracked.oid != table.oid
+    last_version, last_schema = stored.last_version, stored.last_schema
     if current.is_empty:
-        return Decision("skip", rejoined=rejoined)
-    if not stored_schema:
+        return Decision(Action.SKIP, *name, table, tracked, rejoined=rejoined)
+    if not stored.schema_table:
         if last_version is None:
-            return Decision("heal", 1, INITIAL_LOAD, {}, current_json, [], rejoined)
+            return Decision(
+                Action.HEAL, *name, table, tracked, 1, INITIAL_LOAD, {}, current_json, [], rejoined
+            )
         return _versioned(
-            "heal", last_version, last_schema, current, current_json, rejoined, recreated
+            Action.HEAL,
+            tracked,
+            table,
+            last_version,
+            last_schema,
+            current_json,
+            rejoined,
+            recreated,
         )
     if last_version is None:
-        return Decision("initial", 1, INITIAL_LOAD, {}, current_json, [], rejoined)
+        return Decision(
+            Action.INITIAL, *name, table, tracked, 1, INITIAL_LOAD, {}, current_json, [], rejoined
+        )
     if (
-        tracked.status == "tracked"
+        tracked.status == TableStatus.TRACKED
         and tracked.fingerprint == table.fingerprint
-        and stored_schema == current_json
+        and stored.schema_table == current_json
         and last_schema == current_json
     ):
-        return Decision("none")
+        return Decision(Action.NONE, *name, table, tracked)
     return _versioned(
-        "version", last_version, last_schema, current, current_json, rejoined, recreated
+        Action.VERSION, tracked, table, last_version, last_schema, current_json, rejoined, recreated
     )
 
 
 def _versioned(
     action: Action,
+    tracked: Tracked,
+    table: CatalogTable,
     last_version: int,
     last_schema: SchemaJson | None,
-    current: TableSchema,
     current_json: SchemaJson,
     rejoined: bool,
     recreated: bool,
 ) -> Decision:
+    name = (tracked.schema_name, tracked.table_name)
     base = last_schema or {}
-    changes = diff(TableSchema.from_json(base), current, by_name=recreated)
+    changes = diff(
+        TableSchema.from_json(base), TableSchema.from_json(current_json), by_name=recreated
+    )
     if not changes:
         return Decision(
-            "heal" if action == "heal" else "refresh", new=current_json, rejoined=rejoined
+            Action.HEAL if action == Action.HEAL else Action.REFRESH,
+            *name,
+            table,
+            tracked,
+            new=current_json,
+            rejoined=rejoined,
         )
     return Decision(
-        action, last_version + 1, classify(changes), base, current_json, changes, rejoined
+        action,
+        *name,
+        table,
+        tracked,
+        last_version + 1,
+        classify(changes),
+        base,
+        current_json,
+        changes,
+        rejoined,
     )
 
 

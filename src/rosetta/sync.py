@@ -1,29 +1,41 @@
-"""One sync of one source: read its publication, reconcile, write what changed.
+"""One sync of one source: read, decide, write.
 
 The monitor and every Refresh call :func:`sync_source`. It runs in one store transaction under a
 per-source advisory lock, so concurrent syncs of a source (in any process) run one after the
-other and each sees what the previous one wrote; every table is applied in its own savepoint, so
-one failing table never undoes or stops the others.
+other and each sees what the previous one wrote. It first reads everything it needs (the
+publication's fingerprints, the tracking rows, the columns and stored details of the tables
+that moved), then lets the pure rules of :mod:`rosetta.reconcile` decide, then hands the
+decisions to :mod:`rosetta.apply`, which writes each table in its own savepoint, so one failing
+table never undoes or stops the others. The summary and the log lines are built from what was
+written; the log lines are emitted once the transaction has committed.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import psycopg
 from psycopg.pq import TransactionStatus
+from psycopg.rows import class_row
 
-from rosetta import logs
-from rosetta.apply import apply_plan
-from rosetta.catalog import reader
-from rosetta.catalog.connection import ConnectionParams, SourceLimits, connect, describe
-from rosetta.catalog.reader import CatalogSnapshot, CatalogTable
+from rosetta import logs, reconcile
+from rosetta.apply import apply
+from rosetta.catalog.connection import ConnectionParams, SourceLimits
+from rosetta.catalog.reader import CatalogTable, TableKey
+from rosetta.catalog.source_reader import SourceReader
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError, first_line
-from rosetta.store.repository import Conn, Source, q, record_sync, set_source_flags
+from rosetta.reconcile import StoredDetails, SyncStatus, Tracked
+from rosetta.store.repository import QUERIES, Conn, Source, record_sync, set_source_flags
 from rosetta.summary import SyncSummary
 from rosetta.webhooks import Recorder
+
+
+class OpenWritesError(RosettaError):
+    """A sync needs a store connection without uncommitted writes: commit or roll them back
+    first."""
+
+    http_status = 500
 
 
 def connection_params(source: Source, box: SecretBox) -> ConnectionParams:
@@ -42,60 +54,14 @@ def connection_params(source: Source, box: SecretBox) -> ConnectionParams:
     )
 
 
-class SourceReader:
-    """The open connection to a source during one sync; failures become one line (never the
-    password)."""
-
-    def __init__(self, params: ConnectionParams, source: Source, limits: SourceLimits) -> None:
-        self.source = source
-        self.limits = limits
-        self.conn = connect(params, limits)
-
-    def _failed(self, exc: psycopg.Error) -> RosettaError:
-        return RosettaError(f"cannot read the catalog of {self.source.address}: {describe(exc)}")
-
-    def publication(self) -> CatalogSnapshot:
-        """Every table of the publication, by fingerprint (one round trip)."""
-        try:
-            return reader.read_publication(
-                self.conn,
-                self.source.publication_name,
-                self.source.replication_name,
-                columns=False,
-            )
-        except psycopg.Error as exc:
-            raise self._failed(exc) from None
-
-    def columns(self, tables: list[CatalogTable]) -> list[CatalogTable]:
-        """The columns of the tables that need them (one round trip)."""
-        try:
-            return reader.read_columns(self.conn, self.source.publication_name, tables)
-        except psycopg.errors.LockNotAvailable:
-            return self._columns_one_by_one(tables)
-        except psycopg.Error as exc:
-            raise self._failed(exc) from None
-
-    def _columns_one_by_one(self, tables: list[CatalogTable]) -> list[CatalogTable]:
-        """After a lock timeout, each table alone: only the locked ones fail (with the
-        reason), the others are read. Bounded by one statement timeout in all."""
-        found: list[CatalogTable] = []
-        deadline = time.monotonic() + self.limits.statement_timeout
-        for table in tables:
-            if time.monotonic() > deadline:
-                found.append(
-                    replace(table, read_error="not read: the source's tables stayed locked")
-                )
-                continue
-            try:
-                found.extend(reader.read_columns(self.conn, self.source.publication_name, [table]))
-            except psycopg.errors.LockNotAvailable as exc:
-                found.append(replace(table, read_error=describe(exc)))
-            except psycopg.Error as exc:
-                raise self._failed(exc) from None
-        return found
-
-    def close(self) -> None:
-        self.conn.close()
+def open_reader(source: Source, box: SecretBox, limits: SourceLimits) -> SourceReader:
+    return SourceReader(
+        connection_params(source, box),
+        address=source.address,
+        publication=source.publication_name,
+        slot=source.replication_name,
+        limits=limits,
+    )
 
 
 def sync_source(
@@ -107,31 +73,25 @@ def sync_source(
     full: bool = False,
 ) -> SyncSummary:
     """Bring the store in line with the source's publication, now. ``full`` compares every
-    table's columns, not only those whose fingerprint changed."""
+    table's columns, not only those whose fingerprint changed.
+
+    The sync is its own transaction: a read-only transaction the caller left open (or a failed
+    one) is rolled back first; uncommitted writes raise :class:`OpenWritesError` instead of
+    being committed or lost."""
     started = time.perf_counter()
     summary = SyncSummary(source.name)
+    _end_read_transaction(store)
     # Every line about what the sync wrote is logged once its transaction has committed.
     pending = logs.after_commit(logs.for_source(source.name))
-    # The sync is its own transaction: end whatever the caller's reads left open.
-    status = store.info.transaction_status
-    if status == TransactionStatus.INTRANS:
-        store.commit()
-    elif status == TransactionStatus.INERROR:
-        store.rollback()
     source_reader: SourceReader | None = None
     try:
         with pending as log, store.transaction():
-            store.execute(q("lock_source"), {"id": source.id})
+            store.execute(QUERIES["lock_source"], {"id": source.id})
             try:
-                source_reader = SourceReader(
-                    connection_params(source, box), source, limits or SourceLimits()
-                )
+                source_reader = open_reader(source, box, limits or SourceLimits())
                 snapshot = source_reader.publication()
             except RosettaError as exc:
-                summary.error = exc.message
-                log.error("Sync of source %s failed: %s", logs.safe(source.name), exc.message)
-                record_sync(store, source.id, "failed", exc.message)
-                return summary
+                return _failed(store, source, summary, log, exc)
             summary.publication_exists = snapshot.publication_exists
             summary.slot_exists = snapshot.slot_exists
             set_source_flags(store, source.id, snapshot.publication_exists, snapshot.slot_exists)
@@ -144,25 +104,25 @@ def sync_source(
                 record_sync(
                     store,
                     source.id,
-                    "publication_missing",
+                    SyncStatus.PUBLICATION_MISSING,
                     f"publication {source.publication_name!r} does not exist",
                 )
                 return summary
-            events = Recorder(store, source.id, source.name)
-            assert source_reader is not None
+            # Read.
+            the_plan = reconcile.plan(snapshot.tables, _tracked(store, source.id), full=full)
             try:
-                apply_plan(store, source, snapshot, summary, log, events, source_reader, full)
-            except RosettaError as exc:  # reading the changed tables' columns failed
-                summary.error = exc.message
-                log.error("Sync of source %s failed: %s", logs.safe(source.name), exc.message)
-                record_sync(store, source.id, "failed", exc.message)
-                return summary
-            record_sync(
-                store,
-                source.id,
-                summary.status,
-                _failure_text(summary.failed) if summary.failed else None,
-            )
+                # Only the new and the changed tables' columns are read from the source.
+                read = _by_key(source_reader.columns(the_plan.to_read))
+            except RosettaError as exc:
+                return _failed(store, source, summary, log, exc)
+            details = _details(store, [row.id for row, _ in the_plan.compare])
+            # Decide, then write.
+            decisions = reconcile.decide(the_plan, read, details)
+            events = Recorder(store, source.id, source.name)
+            outcomes = apply(store, source.id, decisions, events)
+            summary.unchanged = the_plan.unchanged
+            summary.report(outcomes, log)
+            record_sync(store, source.id, summary.status, summary.failure_text())
     except psycopg.OperationalError as exc:
         raise StoreUnavailableError(
             f"Rosetta's store failed during the sync of {source.name!r}: {first_line(exc)}"
@@ -174,6 +134,38 @@ def sync_source(
     return summary
 
 
-def _failure_text(failed: list[tuple[str, str]]) -> str:
-    first = f"{failed[0][0]}: {failed[0][1]}"
-    return first if len(failed) == 1 else f"{len(failed)} tables failed; first {first}"
+def _end_read_transaction(store: Conn) -> None:
+    status = store.info.transaction_status
+    if status == TransactionStatus.INERROR:
+        store.rollback()
+    elif status == TransactionStatus.INTRANS:
+        row = store.execute("SELECT txid_current_if_assigned() IS NOT NULL").fetchone()
+        if row is not None and row[0]:
+            raise OpenWritesError()
+        store.rollback()
+
+
+def _failed(
+    store: Conn, source: Source, summary: SyncSummary, log: logs.Pending, exc: RosettaError
+) -> SyncSummary:
+    summary.error = exc.message
+    log.error("Sync of source %s failed: %s", logs.safe(source.name), exc.message)
+    record_sync(store, source.id, SyncStatus.FAILED, exc.message)
+    return summary
+
+
+def _tracked(store: Conn, source_id: int) -> list[Tracked]:
+    with store.cursor(row_factory=class_row(Tracked)) as cur:
+        return cur.execute(QUERIES["tracked_state"], {"source_id": source_id}).fetchall()
+
+
+def _details(store: Conn, ids: list[int]) -> dict[int, StoredDetails]:
+    if not ids:
+        return {}
+    with store.cursor(row_factory=class_row(StoredDetails)) as cur:
+        rows = cur.execute(QUERIES["table_details"], {"ids": ids}).fetchall()
+    return {row.id: row for row in rows}
+
+
+def _by_key(tables: list[CatalogTable]) -> dict[TableKey, CatalogTable]:
+    return {table.key: table for table in tables}

@@ -58,12 +58,12 @@ SELECT pg_advisory_xact_lock(1919251317, %(id)s::integer)
 -- name: tracked_state
 -- What the plan needs of each tracking row. Whether the schema is missing is decided without
 -- reading (and decompressing) the schema itself unless it is tiny: only '{}' can be tiny.
-SELECT id, schema_name, table_name, catalog_fingerprint, status,
+SELECT id, schema_name, table_name, catalog_fingerprint AS fingerprint, status,
        CASE WHEN schema_table IS NULL THEN true
             WHEN pg_column_size(schema_table) > 64 THEN false
             ELSE schema_table = '{}'::jsonb
        END AS needs_schema,
-       table_oid
+       table_oid AS oid
 FROM table_metadata_list
 WHERE source_id = %(source_id)s
 

@@ -1,0 +1,91 @@
+"""The open connection to a source during one sync: every read a sync makes of the source.
+
+Failures become one :class:`RosettaError` line (never the password). A table whose columns stay
+locked comes back with ``read_error`` set instead of failing the whole read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from types import TracebackType
+
+import psycopg
+
+from rosetta.catalog import reader
+from rosetta.catalog.connection import ConnectionParams, SourceLimits, connect, describe
+from rosetta.catalog.reader import CatalogSnapshot, CatalogTable
+from rosetta.errors import RosettaError
+
+
+class SourceReader:
+    """Reads one source's publication (``publication``, ``slot``) over one connection."""
+
+    def __init__(
+        self,
+        params: ConnectionParams,
+        *,
+        address: str,
+        publication: str,
+        slot: str | None,
+        limits: SourceLimits,
+    ) -> None:
+        self.address = address
+        self.publication_name = publication
+        self.slot = slot
+        self.limits = limits
+        self.conn = connect(params, limits)
+
+    def __enter__(self) -> SourceReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _failed(self, exc: psycopg.Error) -> RosettaError:
+        return RosettaError(f"cannot read the catalog of {self.address}: {describe(exc)}")
+
+    def publication(self) -> CatalogSnapshot:
+        """Every table of the publication, by fingerprint (one round trip)."""
+        try:
+            return reader.read_publication(
+                self.conn, self.publication_name, self.slot, columns=False
+            )
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def columns(self, tables: list[CatalogTable]) -> list[CatalogTable]:
+        """The columns of the tables that need them (one round trip)."""
+        try:
+            return reader.read_columns(self.conn, self.publication_name, tables)
+        except psycopg.errors.LockNotAvailable:
+            return self._columns_one_by_one(tables)
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def _columns_one_by_one(self, tables: list[CatalogTable]) -> list[CatalogTable]:
+        """After a lock timeout, each table alone: only the locked ones fail (with the
+        reason), the others are read. Bounded by one statement timeout in all."""
+        found: list[CatalogTable] = []
+        deadline = time.monotonic() + self.limits.statement_timeout
+        for table in tables:
+            if time.monotonic() > deadline:
+                found.append(
+                    replace(table, read_error="not read: the source's tables stayed locked")
+                )
+                continue
+            try:
+                found.extend(reader.read_columns(self.conn, self.publication_name, [table]))
+            except psycopg.errors.LockNotAvailable as exc:
+                found.append(replace(table, read_error=describe(exc)))
+            except psycopg.Error as exc:
+                raise self._failed(exc) from None
+        return found
+
+    def close(self) -> None:
+        self.conn.close()

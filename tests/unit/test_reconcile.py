@@ -1,0 +1,226 @@
+"""Pure unit tests of a sync's rules: which tables a plan reads, and what is decided for each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from rosetta.catalog.reader import CatalogTable, TableKey
+from rosetta.reconcile import (
+    Action,
+    Decision,
+    Plan,
+    StoredDetails,
+    TableStatus,
+    Tracked,
+    decide,
+    plan,
+)
+from rosetta.schema.diff import DROP_COLUMN, INITIAL_LOAD, NEW_COLUMN, RENAME_COLUMN
+from rosetta.schema.model import SchemaJson
+
+
+def column(name: str, attnum: int, full_type: str = "bigint") -> dict[str, Any]:
+    return {
+        "column_name": name,
+        "data_type": full_type.split("(")[0].upper(),
+        "full_type": full_type,
+        "is_nullable": True,
+        "column_default": None,
+        "is_primary_key": False,
+        "ordinal_position": attnum,
+        "attnum": attnum,
+    }
+
+
+def columns(*cols: dict[str, Any]) -> SchemaJson:
+    return {c["column_name"]: c for c in cols}
+
+
+ID_NAME = columns(column("id", 1), column("name", 2, "text"))
+
+
+def table(
+    name: str = "orders",
+    cols: SchemaJson | None = ID_NAME,
+    *,
+    fingerprint: str = "f1",
+    oid: int = 100,
+    read_error: str | None = None,
+) -> CatalogTable:
+    """A catalog table as the sync reads it; ``cols=None`` when its columns were not read."""
+    return CatalogTable(
+        "public",
+        name,
+        oid,
+        "r",
+        "d",
+        True,
+        len(cols or {}),
+        fingerprint,
+        json.dumps(cols) if cols is not None else None,
+        read_error,
+    )
+
+
+def tracked(
+    name: str = "orders",
+    *,
+    fingerprint: str | None = "f1",
+    status: TableStatus = TableStatus.TRACKED,
+    needs_schema: bool = False,
+    oid: int | None = 100,
+    id: int = 1,
+) -> Tracked:
+    return Tracked(id, "public", name, fingerprint, status, needs_schema, oid)
+
+
+def stored(
+    schema: SchemaJson | None = ID_NAME,
+    last_version: int | None = 1,
+    last_schema: SchemaJson | None = ID_NAME,
+    *,
+    id: int = 1,
+) -> StoredDetails:
+    return StoredDetails(id, schema, last_version, last_schema)
+
+
+def catalog(*tables: CatalogTable) -> dict[TableKey, CatalogTable]:
+    return {t.key: t for t in tables}
+
+
+def decide_one(row: Tracked, current: CatalogTable, details: StoredDetails) -> Decision:
+    """The decision for one compared table."""
+    (decision,) = decide(Plan([], [(row, current)], [], 0), catalog(current), {row.id: details})
+    return decision
+
+
+def test_a_new_table_is_added_with_initial_load() -> None:
+    the_plan = plan(catalog(table()), [])
+    (decision,) = decide(the_plan, catalog(table()), {})
+    assert the_plan.new == [table()]
+    assert decision.action == Action.ADD
+    assert (decision.version, decision.changes_type, decision.new) == (1, INITIAL_LOAD, ID_NAME)
+
+
+def test_a_new_table_without_columns_is_skipped() -> None:
+    empty = table(cols={})
+    (decision,) = decide(plan(catalog(empty), []), catalog(empty), {})
+    assert decision.action == Action.SKIP
+
+
+def test_a_tracked_table_with_a_null_schema_is_compared_and_healed() -> None:
+    row = tracked(needs_schema=True)
+    the_plan = plan(catalog(table()), [row])
+    decision = decide_one(row, table(), stored(None, None, None))
+    assert [r for r, _ in the_plan.compare] == [row]
+    assert decision.action == Action.HEAL
+    assert (decision.version, decision.changes_type) == (1, INITIAL_LOAD)
+
+
+def test_a_tracked_table_with_an_empty_schema_and_history_heals_without_a_version() -> None:
+    decision = decide_one(tracked(needs_schema=True), table(), stored({}, 1, ID_NAME))
+    assert decision.action == Action.HEAL
+    assert decision.version is None
+    assert decision.new == ID_NAME
+
+
+def test_a_changed_fingerprint_is_compared() -> None:
+    the_plan = plan(catalog(table(fingerprint="f2")), [tracked(fingerprint="f1")])
+    assert len(the_plan.compare) == 1
+    assert the_plan.unchanged == 0
+
+
+def test_an_unchanged_fingerprint_is_not_read() -> None:
+    the_plan = plan(catalog(table()), [tracked()])
+    assert the_plan.to_read == []
+    assert the_plan.unchanged == 1
+    assert decide(the_plan, {}, {}) == []
+
+
+def test_a_new_column_is_a_new_version() -> None:
+    wider = columns(column("id", 1), column("name", 2, "text"), column("note", 3, "text"))
+    decision = decide_one(tracked(fingerprint="f1"), table(cols=wider, fingerprint="f2"), stored())
+    assert decision.action == Action.VERSION
+    assert (decision.version, decision.changes_type) == (2, NEW_COLUMN)
+    assert (decision.old, decision.new) == (ID_NAME, wider)
+
+
+def test_a_table_that_left_the_publication_is_removed() -> None:
+    row = tracked()
+    the_plan = plan({}, [row])
+    (decision,) = decide(the_plan, {}, {})
+    assert decision.action == Action.REMOVE
+    assert decision.table_id == row.id
+
+
+def test_a_table_already_removed_is_left_alone() -> None:
+    the_plan = plan({}, [tracked(status=TableStatus.REMOVED)])
+    assert the_plan.removed == []
+
+
+def test_a_table_back_in_the_publication_is_rejoined() -> None:
+    row = tracked(status=TableStatus.REMOVED)
+    the_plan = plan(catalog(table()), [row])
+    decision = decide_one(row, table(), stored())
+    assert len(the_plan.compare) == 1
+    assert decision.rejoined
+    assert decision.action == Action.REFRESH
+
+
+def test_a_tracked_table_whose_columns_are_gone_is_skipped() -> None:
+    decision = decide_one(tracked(fingerprint="f1"), table(cols={}, fingerprint="f2"), stored())
+    assert decision.action == Action.SKIP
+
+
+def test_a_full_compare_reads_every_table() -> None:
+    the_plan = plan(catalog(table()), [tracked()], full=True)
+    assert the_plan.to_read == [table()]
+
+
+def test_a_full_compare_of_an_unchanged_table_writes_nothing() -> None:
+    assert decide_one(tracked(), table(), stored()).action == Action.NONE
+
+
+def test_a_table_recreated_with_a_new_oid_is_compared_by_column_name() -> None:
+    # The same columns under new attnums: by attnum it would read as a rename.
+    renumbered = columns(column("id", 1), column("name", 3, "text"))
+    decision = decide_one(tracked(oid=100), table(cols=renumbered, oid=200), stored())
+    assert decision.action == Action.REFRESH
+    same_oid = decide_one(
+        tracked(oid=100),
+        table(cols=columns(column("id", 1), column("label", 2, "text")), fingerprint="f2"),
+        stored(),
+    )
+    assert same_oid.changes_type == RENAME_COLUMN
+
+
+def test_a_recreated_table_without_a_column_drops_it_by_name() -> None:
+    decision = decide_one(tracked(oid=100), table(cols=columns(column("id", 1)), oid=200), stored())
+    assert (decision.action, decision.changes_type) == (Action.VERSION, DROP_COLUMN)
+
+
+def test_a_locked_table_fails_with_its_reason() -> None:
+    locked = replace(table(cols=None), read_error="canceling statement due to lock timeout")
+    decision = decide_one(tracked(fingerprint="f0"), locked, stored())
+    assert decision.action == Action.FAIL
+    assert decision.error == "canceling statement due to lock timeout"
+
+
+def test_a_locked_new_table_fails_with_its_reason() -> None:
+    locked = table(cols=None, read_error="lock timeout")
+    (decision,) = decide(plan(catalog(locked), []), catalog(locked), {})
+    assert (decision.action, decision.error) == (Action.FAIL, "lock timeout")
+
+
+def test_decisions_come_new_then_compared_then_removed() -> None:
+    current = catalog(table("b_new", oid=2), table("a_changed", fingerprint="f2"))
+    rows = [tracked("a_changed", id=1), tracked("c_gone", id=2)]
+    the_plan = plan(current, rows)
+    decisions = decide(the_plan, current, {1: stored(id=1)})
+    assert [(d.table_name, d.action) for d in decisions] == [
+        ("b_new", Action.ADD),
+        ("a_changed", Action.REFRESH),
+        ("c_gone", Action.REMOVE),
+    ]
