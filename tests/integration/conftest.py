@@ -1,4 +1,5 @@
-"""Fixtures of the REST API tests: an app over the test's store, a client, a token."""
+"""Fixtures of the REST API tests (an app over the test's store, a client, a token) and of the
+web UI tests (``web_app``, ``web_client``, ``web_token``, and ``web``: a client logged in)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.monitor import Monitor
 from tests.conftest import TEST_KEY, Recorder, SourceDb
+from tests.integration.web_helpers import log_in
 
 
 def make_app(store_url: str, box: SecretBox, monitor: Monitor | None = None) -> FastAPI:
@@ -85,3 +87,31 @@ def password_of(source_db: SourceDb) -> str:
     password = sources.parse_dsn(source_db.url).password
     assert password
     return password
+
+
+# --- the web UI: a browser-like client that does not follow redirects, logged in by a form -----
+
+
+@pytest.fixture
+def web_app(store_url: str, box: SecretBox) -> FastAPI:
+    return make_app(store_url, box)
+
+
+@pytest.fixture
+def web_client(web_app: FastAPI, recorder: Recorder) -> Iterator[TestClient]:
+    with TestClient(web_app, follow_redirects=False) as test_client:
+        test_client.event_hooks["response"].append(recorder)
+        yield test_client
+
+
+@pytest.fixture
+def web_token(store: Any) -> str:
+    return tokens.create_token(store, "web-tester", tokens.Role.ADMIN)
+
+
+@pytest.fixture
+def web(web_client: TestClient, web_token: str) -> TestClient:
+    """``web_client`` logged in with ``web_token`` (an admin)."""
+    response = log_in(web_client, web_token)
+    assert response.status_code == 303
+    return web_client

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import SourceDb
 from tests.integration.conftest import source_body
-from tests.integration.test_web_pages import csrf_of, source_form
+from tests.integration.web_helpers import csrf_of, source_form
 
 BIGINT_MAX = 2**63 - 1
 TOO_BIG = 2**63

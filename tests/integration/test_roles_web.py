@@ -15,13 +15,8 @@ from rosetta.crypto import SecretBox
 from rosetta.store import repository
 from rosetta.web.auth import PageRoute
 from tests.conftest import Receiver, SourceDb
-from tests.integration import test_web_pages
 from tests.integration.test_roles import routes_of
-from tests.integration.test_web_pages import csrf_of, log_in, table_id, tracked_source
-
-# The web fixtures, shared with test_web_pages.py.
-app = test_web_pages.app
-client = test_web_pages.client
+from tests.integration.web_helpers import csrf_of, log_in, table_id, tracked_source
 
 # The POSTs any logged-in session may send; every other POST is an admin action.
 ANY_ROLE_POSTS = {"/login", "/logout"}
@@ -82,9 +77,9 @@ def logged_in(client: TestClient, store: Any, name: str, role: tokens.Role) -> T
 
 
 def test_a_read_session_sees_no_admin_buttons(
-    client: TestClient, store: Any, shop: dict[str, Any], receiver: Receiver
+    web_client: TestClient, store: Any, shop: dict[str, Any], receiver: Receiver
 ) -> None:
-    reader = logged_in(client, store, "web-reader", tokens.Role.READ)
+    reader = logged_in(web_client, store, "web-reader", tokens.Role.READ)
     source = f"/sources/{shop['source_id']}"
     pages = {
         "/": reader.get("/"),
@@ -105,8 +100,10 @@ def test_a_read_session_sees_no_admin_buttons(
     assert "customers" in pages["available"].text
 
 
-def test_an_admin_session_sees_them(client: TestClient, store: Any, shop: dict[str, Any]) -> None:
-    admin = logged_in(client, store, "web-admin", tokens.Role.ADMIN)
+def test_an_admin_session_sees_them(
+    web_client: TestClient, store: Any, shop: dict[str, Any]
+) -> None:
+    admin = logged_in(web_client, store, "web-admin", tokens.Role.ADMIN)
     page = admin.get(f"/sources/{shop['source_id']}")
     for button in ("↻ Refresh", ">Edit<", "Delete…", "Available tables", "Remove…"):
         assert button in page.text
@@ -116,15 +113,15 @@ def test_an_admin_session_sees_them(client: TestClient, store: Any, shop: dict[s
 
 
 def test_a_read_session_gets_403_on_every_admin_action(
-    app: FastAPI, client: TestClient, store: Any, shop: dict[str, Any]
+    web_app: FastAPI, web_client: TestClient, store: Any, shop: dict[str, Any]
 ) -> None:
-    reader = logged_in(client, store, "web-reader", tokens.Role.READ)
+    reader = logged_in(web_client, store, "web-reader", tokens.Role.READ)
     before = repository.source_by_id(store, shop["source_id"])
     store.rollback()
     csrf = csrf_of(reader, "/")
     posts = [
         path
-        for path, methods, route, _ in routes_of(app)
+        for path, methods, route, _ in routes_of(web_app)
         if isinstance(route, PageRoute) and "POST" in methods and path not in ANY_ROLE_POSTS
     ]
     assert len(posts) >= 10
@@ -150,9 +147,9 @@ def test_a_read_session_gets_403_on_every_admin_action(
 
 
 def test_an_admin_session_may_refresh_and_delete(
-    client: TestClient, store: Any, shop: dict[str, Any]
+    web_client: TestClient, store: Any, shop: dict[str, Any]
 ) -> None:
-    admin = logged_in(client, store, "web-admin", tokens.Role.ADMIN)
+    admin = logged_in(web_client, store, "web-admin", tokens.Role.ADMIN)
     source = f"/sources/{shop['source_id']}"
     csrf = csrf_of(admin, source)
     assert admin.get(f"{source}/delete").status_code == 200

@@ -14,14 +14,7 @@ from itsdangerous import URLSafeTimedSerializer
 from rosetta import tokens
 from rosetta.web import session
 from tests.conftest import Cli
-from tests.integration import test_web_pages
-from tests.integration.test_web_pages import csrf_of, log_in
-
-# The web fixtures, shared with test_web_pages.py.
-app = test_web_pages.app
-client = test_web_pages.client
-token = test_web_pages.token
-web = test_web_pages.web
+from tests.integration.web_helpers import csrf_of, log_in
 
 
 def cookie(client: TestClient) -> str:
@@ -56,8 +49,10 @@ def session_rows(store: Any) -> list[tuple[Any, ...]]:
     return rows
 
 
-def test_the_cookie_carries_only_the_session_id(app: FastAPI, web: TestClient, store: Any) -> None:
-    data = URLSafeTimedSerializer(app.state.session_secret, salt="rosetta.session").loads(
+def test_the_cookie_carries_only_the_session_id(
+    web_app: FastAPI, web: TestClient, store: Any
+) -> None:
+    data = URLSafeTimedSerializer(web_app.state.session_secret, salt="rosetta.session").loads(
         cookie(web)
     )
     assert set(data) == {"sid"}
@@ -66,18 +61,20 @@ def test_the_cookie_carries_only_the_session_id(app: FastAPI, web: TestClient, s
     assert lifetime.total_seconds() == session.SESSION_MAX_AGE
 
 
-def test_a_signed_cookie_is_not_enough_without_its_session(app: FastAPI, web: TestClient) -> None:
-    forged = URLSafeTimedSerializer(app.state.session_secret, salt="rosetta.session").dumps(
+def test_a_signed_cookie_is_not_enough_without_its_session(
+    web_app: FastAPI, web: TestClient
+) -> None:
+    forged = URLSafeTimedSerializer(web_app.state.session_secret, salt="rosetta.session").dumps(
         {"sid": "a-session-id-the-store-never-saw", "user": "web-tester", "tid": 1}
     )
-    assert goes_to_login(browser(app, forged).get("/"))
+    assert goes_to_login(browser(web_app, forged).get("/"))
 
 
 def test_after_logout_the_old_cookie_goes_to_login(
-    app: FastAPI, web: TestClient, store: Any
+    web_app: FastAPI, web: TestClient, store: Any
 ) -> None:
     copied = cookie(web)
-    other = browser(app, copied)
+    other = browser(web_app, copied)
     assert other.get("/").status_code == 200  # the copy works while the session lives
     logout = web.post("/logout", data={"csrf": csrf_of(web, "/")})
     assert goes_to_login(logout)
@@ -86,18 +83,20 @@ def test_after_logout_the_old_cookie_goes_to_login(
     assert session_rows(store) == []
 
 
-def test_logout_ends_only_its_own_session(app: FastAPI, web: TestClient, token: str) -> None:
-    second = browser(app)
-    assert log_in(second, token).status_code == 303
+def test_logout_ends_only_its_own_session(
+    web_app: FastAPI, web: TestClient, web_token: str
+) -> None:
+    second = browser(web_app)
+    assert log_in(second, web_token).status_code == 303
     assert web.post("/logout", data={"csrf": csrf_of(web, "/")}).status_code == 303
     assert second.get("/").status_code == 200
 
 
 def test_token_revoke_logs_out_its_web_sessions(
-    app: FastAPI, web: TestClient, cli: Cli, store: Any
+    web_app: FastAPI, web: TestClient, cli: Cli, store: Any
 ) -> None:
     other_token = tokens.create_token(store, "other", tokens.Role.READ)
-    other = browser(app)
+    other = browser(web_app)
     assert log_in(other, other_token).status_code == 303
     assert web.get("/").status_code == 200
     revoked = cli("token", "revoke", "web-tester")
@@ -109,22 +108,22 @@ def test_token_revoke_logs_out_its_web_sessions(
 
 
 def test_an_expired_session_goes_to_login_and_is_pruned_at_the_next_login(
-    app: FastAPI, web: TestClient, store: Any, token: str
+    web_app: FastAPI, web: TestClient, store: Any, web_token: str
 ) -> None:
     with store.transaction():
         store.execute("UPDATE web_sessions SET expires_at = now() - interval '1 second'")
     assert goes_to_login(web.get("/"))
-    assert log_in(web, token).status_code == 303
+    assert log_in(web, web_token).status_code == 303
     assert web.get("/").status_code == 200
     assert len(session_rows(store)) == 1
 
 
 def test_logging_in_again_replaces_the_session(
-    app: FastAPI, web: TestClient, store: Any, token: str
+    web_app: FastAPI, web: TestClient, store: Any, web_token: str
 ) -> None:
     first = cookie(web)
-    assert log_in_again(web, token).status_code == 303
+    assert log_in_again(web, web_token).status_code == 303
     assert cookie(web) != first
     assert len(session_rows(store)) == 1
-    assert goes_to_login(browser(app, first).get("/"))
+    assert goes_to_login(browser(web_app, first).get("/"))
     assert web.get("/").status_code == 200

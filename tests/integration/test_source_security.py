@@ -23,15 +23,8 @@ from rosetta.errors import InvalidInputError, NetworkNotAllowedError, SourceConn
 from rosetta.netpolicy import for_sources
 from rosetta.store import repository
 from tests.conftest import Cli, SourceDb
-from tests.integration import test_web_pages
 from tests.integration.conftest import password_of
-from tests.integration.test_web_pages import csrf_of
-
-# The web UI's fixtures, shared with test_web_pages.py (the API tests here use them too).
-app = test_web_pages.app
-client = test_web_pages.client
-token = test_web_pages.token
-web = test_web_pages.web
+from tests.integration.web_helpers import csrf_of
 
 SSL_REQUEST = 80877103
 GSS_REQUEST = 80877104

@@ -16,19 +16,12 @@ from rosetta import sources, webhooks
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import free_port
 from tests.conftest import Receiver, Recorder, SourceDb
-from tests.integration import test_web_pages
-from tests.integration.test_web_pages import (
+from tests.integration.web_helpers import (
     HOSTILE,
     csrf_of,
     post,
     tracked_source,
 )
-
-# The web fixtures, shared with test_web_pages.py.
-app = test_web_pages.app
-client = test_web_pages.client
-token = test_web_pages.token
-web = test_web_pages.web
 
 SECRET = "whsec-web-never-shown"
 
@@ -114,8 +107,8 @@ def test_diagnose_shows_each_check_with_its_escaped_fix(
     assert web.get("/sources/987654/doctor").status_code == 404
 
 
-def test_diagnose_needs_a_login(client: TestClient) -> None:
-    response = client.get("/sources/1/doctor")
+def test_diagnose_needs_a_login(web_client: TestClient) -> None:
+    response = web_client.get("/sources/1/doctor")
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
 
 

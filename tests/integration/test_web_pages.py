@@ -4,94 +4,30 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from rosetta import tokens
-from rosetta.api.app import create_app
-from rosetta.config import Settings
-from rosetta.crypto import SecretBox
-from tests.conftest import TEST_KEY, Recorder, SourceDb
-
-HOSTILE = "<img src=x onerror=alert(1)>"
-CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture
-def app(store_url: str, box: SecretBox) -> FastAPI:
-    settings = Settings(
-        database_url=store_url, secret_key=TEST_KEY, log_file=None, source_connect_timeout=3
-    )
-    return create_app(settings, store_url, box)
-
-
-@pytest.fixture
-def client(app: FastAPI, recorder: Recorder) -> Iterator[TestClient]:
-    with TestClient(app, follow_redirects=False) as test_client:
-        test_client.event_hooks["response"].append(recorder)
-        yield test_client
-
-
-@pytest.fixture
-def token(store: Any) -> str:
-    return tokens.create_token(store, "web-tester", tokens.Role.ADMIN)
-
-
-def csrf_of(client: TestClient, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    found = CSRF_RE.search(page.text)
-    assert found, f"no CSRF field on {path}"
-    return found.group(1)
-
-
-def log_in(client: TestClient, token: str, next_: str = "/") -> Any:
-    csrf = csrf_of(client, "/login")
-    return client.post("/login", data={"token": token, "next": next_, "csrf": csrf})
-
-
-@pytest.fixture
-def web(client: TestClient, token: str) -> TestClient:
-    response = log_in(client, token)
-    assert response.status_code == 303
-    return client
-
-
-def post(client: TestClient, path: str, data: dict[str, Any] | None = None, page: str = "/") -> Any:
-    """A POST as the browser sends it: with the CSRF token of the page it came from."""
-    return client.post(path, data={**(data or {}), "csrf": csrf_of(client, page)})
-
-
-def tracked_source(source_db: SourceDb, register: Any, sync: Any, *tables: str) -> Any:
-    source_db.sql("CREATE PUBLICATION rosetta_publication")
-    for ddl in tables:
-        source_db.sql(ddl)
-    source_db.sql("ALTER PUBLICATION rosetta_publication ADD TABLES IN SCHEMA public")
-    source = register()
-    sync(source)
-    return source
-
-
-def table_id(store: Any, name: str) -> int:
-    row = store.execute(
-        "SELECT id FROM table_metadata_list WHERE table_name = %s", (name,)
-    ).fetchone()
-    store.rollback()
-    assert row is not None
-    return int(row[0])
-
+from tests.conftest import Recorder, SourceDb
+from tests.integration.web_helpers import (
+    HOSTILE,
+    csrf_of,
+    log_in,
+    post,
+    source_form,
+    table_id,
+    tracked_source,
+)
 
 # --- login, session, CSRF ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ["/", "/sources/new", "/sources/1", "/tables/1?v=2"])
-def test_every_page_requires_login(client: TestClient, path: str) -> None:
-    response = client.get(path)
+def test_every_page_requires_login(web_client: TestClient, path: str) -> None:
+    response = web_client.get(path)
     assert response.status_code == 303
     location = urlsplit(response.headers["location"])
     assert location.path == "/login"
@@ -99,51 +35,53 @@ def test_every_page_requires_login(client: TestClient, path: str) -> None:
         assert parse_qs(location.query)["next"] == [path]
 
 
-def test_a_post_without_a_session_goes_to_login(client: TestClient) -> None:
-    response = client.post("/sources/1/refresh", data={"csrf": "x"})
+def test_a_post_without_a_session_goes_to_login(web_client: TestClient) -> None:
+    response = web_client.post("/sources/1/refresh", data={"csrf": "x"})
     assert response.status_code == 303
     assert response.headers["location"] == "/login"
 
 
-def test_login_sets_a_signed_httponly_lax_expiring_cookie(client: TestClient, token: str) -> None:
-    response = log_in(client, token, "/sources/new")
+def test_login_sets_a_signed_httponly_lax_expiring_cookie(
+    web_client: TestClient, web_token: str
+) -> None:
+    response = log_in(web_client, web_token, "/sources/new")
     assert response.status_code == 303
     assert response.headers["location"] == "/sources/new"
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("rosetta_session=")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Max-Age=43200" in cookie
     assert "Secure" not in cookie
-    assert token not in cookie
-    assert client.get("/sources/new").status_code == 200
+    assert web_token not in cookie
+    assert web_client.get("/sources/new").status_code == 200
 
 
 @pytest.mark.parametrize(
     "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:x"]
 )
 def test_login_only_goes_back_to_a_relative_path(
-    client: TestClient, token: str, target: str
+    web_client: TestClient, web_token: str, target: str
 ) -> None:
-    response = log_in(client, token, target)
+    response = log_in(web_client, web_token, target)
     assert response.status_code == 303
     assert response.headers["location"] == "/"
 
 
 def test_a_wrong_token_is_refused_with_401_and_shows_nothing(
-    client: TestClient, source_db: SourceDb, register: Any, sync: Any
+    web_client: TestClient, source_db: SourceDb, register: Any, sync: Any
 ) -> None:
     tracked_source(source_db, register, sync, "CREATE TABLE secret_orders (id int PRIMARY KEY)")
     for wrong in ("rst_wrong", "not-even-a-token", ""):
-        response = log_in(client, wrong)
+        response = log_in(web_client, wrong)
         assert response.status_code == 401
         assert "Invalid token" in response.text
         assert "secret_orders" not in response.text and "shop" not in response.text
         assert "rosetta_session=" not in response.headers.get("set-cookie", "")
-    assert client.get("/").status_code == 303
+    assert web_client.get("/").status_code == 303
 
 
-def test_a_forged_session_cookie_is_ignored(client: TestClient) -> None:
-    client.cookies.set("rosetta_session", "eyJzaWQiOiJ4In0.forged.sig")
-    assert client.get("/").status_code == 303
+def test_a_forged_session_cookie_is_ignored(web_client: TestClient) -> None:
+    web_client.cookies.set("rosetta_session", "eyJzaWQiOiJ4In0.forged.sig")
+    assert web_client.get("/").status_code == 303
 
 
 def test_post_without_or_with_a_wrong_csrf_token_is_403(
@@ -159,9 +97,9 @@ def test_post_without_or_with_a_wrong_csrf_token_is_403(
     assert ok.status_code == 303
 
 
-def test_the_login_form_needs_its_csrf_token_too(client: TestClient, token: str) -> None:
-    client.get("/login")
-    assert client.post("/login", data={"token": token}).status_code == 403
+def test_the_login_form_needs_its_csrf_token_too(web_client: TestClient, web_token: str) -> None:
+    web_client.get("/login")
+    assert web_client.post("/login", data={"token": web_token}).status_code == 403
 
 
 def test_logout_ends_the_session(web: TestClient) -> None:
@@ -185,24 +123,6 @@ def test_pages_send_security_headers(web: TestClient) -> None:
 
 
 # --- sources ----------------------------------------------------------------------------------
-
-
-def source_form(source_db: SourceDb, **changes: str) -> dict[str, str]:
-    server = source_db.server
-    form = {
-        "name": "shop",
-        "host": "127.0.0.1",
-        "port": str(server.port),
-        "database": source_db.name,
-        "username": server.superuser,
-        "password": server.password,
-        "publication_name": "rosetta_publication",
-        "replication_name": "",
-        "sslmode": "",
-        "action": "save",
-    }
-    form.update(changes)
-    return form
 
 
 def test_password_is_never_in_any_page(

@@ -15,14 +15,10 @@ from rosetta.crypto import SecretBox
 from rosetta.errors import InvalidInputError, NetworkNotAllowedError
 from rosetta.netpolicy import for_webhooks
 from tests.conftest import ROSETTA, Cli, Receiver
-from tests.integration import test_web_pages, test_webhook_test_route
-from tests.integration.test_web_pages import post
+from tests.integration import test_webhook_test_route
 from tests.integration.test_webhook_test_route import api_with
+from tests.integration.web_helpers import post
 
-app = test_web_pages.app
-client = test_web_pages.client
-token = test_web_pages.token
-web = test_web_pages.web
 shop = test_webhook_test_route.shop
 
 BAD_URLS = {
@@ -78,11 +74,11 @@ def test_a_literal_address_is_checked_against_the_networks() -> None:
 
 
 def test_the_api_refuses_in_one_line(
-    store_url: str, store: Any, box: SecretBox, token: str, shop: Any, receiver: Receiver
+    store_url: str, store: Any, box: SecretBox, web_token: str, shop: Any, receiver: Receiver
 ) -> None:
     cases = [("url", url) for url in BAD_URLS.values()]
     cases += [("secret", secret) for secret in BAD_SECRETS.values()]
-    with api_with(store_url, box, token) as api:
+    with api_with(store_url, box, web_token) as api:
         for field, value in cases:
             refused = api.post(
                 f"/api/v1/sources/{shop.id}/webhooks",
@@ -98,9 +94,9 @@ def test_the_api_refuses_in_one_line(
 
 
 def test_the_api_refuses_a_network_outside_the_policy(
-    store_url: str, store: Any, box: SecretBox, token: str, shop: Any, receiver: Receiver
+    store_url: str, store: Any, box: SecretBox, web_token: str, shop: Any, receiver: Receiver
 ) -> None:
-    with api_with(store_url, box, token, webhook_networks="10.0.0.0/8") as api:
+    with api_with(store_url, box, web_token, webhook_networks="10.0.0.0/8") as api:
         refused = api.post(f"/api/v1/sources/{shop.id}/webhooks", json={"url": receiver.url})
     assert refused.status_code == 403
     assert refused.json()["detail"] == (

@@ -18,15 +18,11 @@ from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import free_port
 from tests.conftest import TEST_KEY, Cli
-from tests.integration import test_web_pages, test_webhook_isolation
-from tests.integration.test_web_pages import post
+from tests.integration import test_webhook_isolation
 from tests.integration.test_webhook_isolation import GARBAGE, HUGE_HEADER, Peer, peer
+from tests.integration.web_helpers import post
 
 # The web UI's fixtures (a logged-in browser), as test_web_ops.py shares them.
-app = test_web_pages.app
-client = test_web_pages.client
-token = test_web_pages.token
-web = test_web_pages.web
 peers = test_webhook_isolation.peers
 
 
@@ -61,7 +57,7 @@ def wait_for(condition: Any, seconds: float = 10) -> None:
 
 
 def test_a_test_of_a_broken_endpoint_answers_why_never_500(
-    store_url: str, store: Any, box: SecretBox, token: str, shop: Any, peers: list[Peer]
+    store_url: str, store: Any, box: SecretBox, web_token: str, shop: Any, peers: list[Peer]
 ) -> None:
     cases = {
         hook(store, box, shop, peer(peers, GARBAGE).url): "the endpoint did not answer with HTTP",
@@ -71,7 +67,7 @@ def test_a_test_of_a_broken_endpoint_answers_why_never_500(
         hook(store, box, shop, peer(peers, None).url): "timed out after 1.5 s",
         hook(store, box, shop, f"http://127.0.0.1:{free_port()}/x"): "connection refused",
     }
-    with api_with(store_url, box, token, webhook_timeout=1.5) as api:
+    with api_with(store_url, box, web_token, webhook_timeout=1.5) as api:
         for endpoint_id, error in cases.items():
             started = time.monotonic()
             tested = api.post(f"/api/v1/webhooks/{endpoint_id}/test")
@@ -85,12 +81,12 @@ def test_a_test_of_a_broken_endpoint_answers_why_never_500(
 
 
 def test_hanging_tests_hold_no_store_connection(
-    store_url: str, store: Any, box: SecretBox, token: str, shop: Any, peers: list[Peer]
+    store_url: str, store: Any, box: SecretBox, web_token: str, shop: Any, peers: list[Peer]
 ) -> None:
     hanging = peer(peers, None)
     endpoint_id = hook(store, box, shop, hanging.url)
     answers: list[Any] = []
-    with api_with(store_url, box, token, webhook_timeout=4, webhook_concurrency=12) as api:
+    with api_with(store_url, box, web_token, webhook_timeout=4, webhook_concurrency=12) as api:
 
         def test() -> None:
             answers.append(api.post(f"/api/v1/webhooks/{endpoint_id}/test"))
@@ -118,12 +114,12 @@ def test_hanging_tests_hold_no_store_connection(
 
 
 def test_tests_beyond_the_concurrency_are_503_at_once(
-    store_url: str, store: Any, box: SecretBox, token: str, shop: Any, peers: list[Peer]
+    store_url: str, store: Any, box: SecretBox, web_token: str, shop: Any, peers: list[Peer]
 ) -> None:
     hanging = peer(peers, None)
     endpoint_id = hook(store, box, shop, hanging.url)
     answers: list[Any] = []
-    with api_with(store_url, box, token, webhook_timeout=2, webhook_concurrency=2) as api:
+    with api_with(store_url, box, web_token, webhook_timeout=2, webhook_concurrency=2) as api:
 
         def test() -> None:
             answers.append(api.post(f"/api/v1/webhooks/{endpoint_id}/test"))
