@@ -123,7 +123,11 @@ def register(store: psycopg.Connection[Any], box: SecretBox, source_db: SourceDb
         name: str = "shop", publication: str = "rosetta_publication", slot: str | None = None
     ) -> Any:
         params = sources.parse_dsn(source_db.url)
-        return sources.add_source(store, box, sources.SourceInput(name, params, publication, slot))
+        source = sources.add_source(
+            store, box, sources.SourceInput(name, params, publication, slot)
+        )
+        store.commit()
+        return source
 
     return _register
 

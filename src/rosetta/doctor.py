@@ -17,6 +17,7 @@ from rosetta import sqlfile
 from rosetta.catalog.connection import SourceLimits, connect
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, first_line
+from rosetta.liveness import alive_window, monitor_alive
 from rosetta.schema.model import display_name
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
@@ -100,16 +101,18 @@ def check_monitor(diag: Diagnosis, store: Conn) -> None:
     if beat is None or beat["last_cycle_started_at"] is None:
         diag.add("monitor", WARN, "no schema monitor has ever run against this store", fix)
         return
-    age = (datetime.now(UTC) - beat["last_cycle_started_at"]).total_seconds()
+    started = beat["last_cycle_started_at"]
+    age = (datetime.now(UTC) - started).total_seconds()
     interval = float(beat["interval_seconds"])
     where = f"{beat['hostname']} pid {beat['pid']}"
-    if age <= 2 * interval:
+    if monitor_alive(started, interval):
         diag.add("monitor", PASS, f"last cycle {age:.0f}s ago on {where} (every {interval:g}s)")
     else:
         diag.add(
             "monitor",
             FAIL,
-            f"last cycle {age:.0f}s ago on {where}, more than two intervals ({interval:g}s)",
+            f"last cycle {age:.0f}s ago on {where}, more than {alive_window(interval):g}s "
+            f"(every {interval:g}s)",
             fix,
         )
 

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rosetta import sqlfile
+from rosetta import liveness, sqlfile
 from rosetta.store.repository import Conn
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -33,7 +33,9 @@ class StoreCollector(Collector):
             "When the last schema monitoring cycle finished",
             labels=["monitor"],
         )
-        for monitor_id, seconds, at in conn.execute(QUERIES["monitor_metrics"]):
+        for monitor_id, seconds, at in conn.execute(
+            QUERIES["monitor_metrics"], liveness.SQL_PARAMS
+        ):
             duration.add_metric([monitor_id], seconds or 0.0)
             finished.add_metric([monitor_id], at or 0.0)
         yield duration

@@ -113,9 +113,9 @@ def _values(data: SourceInput, box: SecretBox) -> dict[str, Any]:
 
 
 def add_source(store: Conn, box: SecretBox, data: SourceInput) -> Source:
-    source = repository.insert_source(store, _values(data, box))
-    store.commit()
-    return source
+    """Store a new source (the caller ends the transaction; ``services.register_source`` is
+    the user action, with its connection test and first sync)."""
+    return repository.insert_source(store, _values(data, box))
 
 
 def stored_params(source: Source) -> ConnectionParams:
@@ -138,9 +138,7 @@ def update_source(store: Conn, box: SecretBox, source: Source, data: SourceInput
         if source.password_encrypted:
             check_password_reuse(stored_params(source), data.params)
         values["password_encrypted"] = source.password_encrypted
-    updated = repository.update_source(store, source.id, values)
-    store.commit()
-    return updated
+    return repository.update_source(store, source.id, values)
 
 
 def with_stored_password(

@@ -110,6 +110,7 @@ class Api:
                     "rosetta_publication",
                 )
                 params["source_id"] = sources.add_source(self.store, self.box, spare).id
+                self.store.commit()
         if case.method == "DELETE" and case.path == "/api/v1/webhooks/{webhook_id}":
             if params.get("webhook_id") == self.rows["webhook_id"]:
                 source = self.rows["source_id"]

@@ -128,6 +128,7 @@ def test_select_privilege_and_connection(store: Any, box: SecretBox, source_db: 
             box,
             sources.SourceInput("limited", sources.parse_dsn(url), "rosetta_publication"),
         )
+        store.commit()
         diag = run(store, box, src)
         denied = check(diag, "select privilege", "limited/secret_t")
         assert denied.status == FAIL
@@ -230,6 +231,7 @@ def test_wal_level_fails_on_a_replica_level_server(store: Any, box: SecretBox) -
             box,
             sources.SourceInput("old", sources.parse_dsn(other.url()), "rosetta_publication"),
         )
+        store.commit()
         diag = run(store, box, src)
         wal = check(diag, "wal_level")
         assert wal.status == FAIL and wal.fix is not None and "wal_level = logical" in wal.fix

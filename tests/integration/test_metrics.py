@@ -34,6 +34,7 @@ def test_metrics_after_cycles(
             "down", sources.parse_dsn(f"postgresql://u:p@127.0.0.1:{free_port()}/x"), "pub"
         ),
     )
+    store.commit()
     webhooks.add_endpoint(store, box, shop.id, f"http://127.0.0.1:{free_port()}/", None, None)
 
     monitor = Monitor(store_url, box, interval=60)

@@ -64,6 +64,7 @@ def test_cycle_syncs_every_source_and_survives_an_unreachable_one(
     sources.add_source(
         store, box, sources.SourceInput("bad", sources.parse_dsn(bad_dsn), PUB, None)
     )
+    store.commit()
     monitor = Monitor(
         store_url, box, interval=60, concurrency=2, limits=SourceLimits(connect_timeout=5)
     )

@@ -70,6 +70,7 @@ def test_diagnose_shows_each_check_with_its_escaped_fix(
     source = sources.add_source(
         store, box, sources.SourceInput("shop", sources.parse_dsn(url), "rosetta_publication")
     )
+    store.commit()
     sync(source)
 
     source_page = web.get(f"/sources/{source.id}")

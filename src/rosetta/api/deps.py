@@ -19,6 +19,7 @@ from rosetta.crypto import SecretBox
 from rosetta.errors import StoreUnavailableError
 from rosetta.store import db
 from rosetta.tokens import TokenInfo, authenticate, not_allowed
+from rosetta.uow import end, unit_of_work
 
 if TYPE_CHECKING:
     from rosetta.api.store_watch import StoreWatch
@@ -53,7 +54,8 @@ def _checkout(request: Request, pool: ConnectionPool[Conn]) -> Conn:
 
 
 def get_store(request: Request) -> Iterator[Conn]:
-    """A store connection (autocommit off) for one request, rolled back and returned after.
+    """A store connection (autocommit off) for one request: the request's unit of work,
+    committed when the route returns, rolled back when it raises (``rosetta.uow``).
 
     The first request of an app also checks that the store is migrated (503 if not).
     """
@@ -63,17 +65,16 @@ def get_store(request: Request) -> Iterator[Conn]:
         if not getattr(request.app.state, "store_migrated", False):
             db.ensure_migrated(conn)
             request.app.state.store_migrated = True
-        yield conn
+        with unit_of_work(conn):
+            yield conn
     finally:
-        try:
-            if not conn.closed and not conn.broken:
-                conn.rollback()
-        except psycopg.Error:
-            pass
+        end(conn, ok=False)
         pool.putconn(conn)
 
 
-Store = Annotated[Conn, Depends(get_store)]
+Store = Annotated[Conn, Depends(get_store, scope="function")]
+"""The request's store connection; its transaction ends when the route returns, before the
+response is sent (``scope="function"``), so a client never reads before the commit."""
 
 
 def _unauthorized(detail: str) -> HTTPException:

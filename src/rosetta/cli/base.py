@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -48,6 +50,19 @@ class Context:
         from rosetta.store import db
 
         return db.connect(self.store_url, autocommit=autocommit)
+
+    @contextmanager
+    def unit(self) -> Iterator[Conn]:
+        """``with ctx.unit() as store:`` the command's unit of work: committed when the block
+        returns, rolled back when it raises, closed after (``rosetta.uow``)."""
+        from rosetta.uow import unit_of_work
+
+        store = self.store()
+        try:
+            with unit_of_work(store):
+                yield store
+        finally:
+            store.close()
 
     def box(self) -> SecretBox:
         from rosetta.runtime import secret_box

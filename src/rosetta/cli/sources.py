@@ -35,33 +35,28 @@ def source_add(
     sync: Annotated[bool, typer.Option(help="Sync the publication right away.")] = True,
 ) -> None:
     """Register a source database (its connection is tested first)."""
-    from rosetta import sources
+    from rosetta import services, sources
 
     ctx = context()
     params = sources.parse_dsn(dsn, read_secret_stdin() if password_stdin else None)
     data = sources.SourceInput(name, params, publication, slot)
-    sources.validate_name(name)
-    state = sources.check_connection(params, publication, slot, ctx.limits())
+    services.validate(data)
     box = ctx.box()
-    store = ctx.store()
-    try:
-        source = sources.add_source(store, box, data)
+    if sync:
+        ctx.logging()
+    with ctx.unit() as store:
+        done = services.register_source(store, box, ctx.limits(), data, sync=sync)
+    source = done.source
+    typer.echo(
+        f"Added source {source.name} ({source.address}, publication {source.publication_name})."
+    )
+    if not done.state.publication_exists:
         typer.echo(
-            f"Added source {source.name} ({source.address}, publication {source.publication_name})."
+            f"Warning: publication {publication!r} does not exist on the source yet; "
+            "Rosetta will track it once it is created."
         )
-        if not state.publication_exists:
-            typer.echo(
-                f"Warning: publication {publication!r} does not exist on the source yet; "
-                "Rosetta will track it once it is created."
-            )
-        if sync:
-            ctx.logging()
-            from rosetta.sync import sync_source
-
-            summary = sync_source(store, source, box, limits=ctx.limits())
-            print_summary(summary)
-    finally:
-        store.close()
+    if done.sync is not None:
+        print_summary(done.sync)
 
 
 @source_app.command("update")
@@ -74,15 +69,14 @@ def source_update(
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
     """Change a source's connection, publication, slot or name."""
-    from rosetta import sources
+    from rosetta import services, sources
     from rosetta.catalog.reader import ConnectionParams
     from rosetta.store import repository
 
     ctx = context()
-    store = ctx.store()
-    try:
+    password = read_secret_stdin() if password_stdin else None
+    with ctx.unit() as store:
         src = repository.source_by_name(store, name)
-        password = read_secret_stdin() if password_stdin else None
         if dsn is not None:
             params = sources.parse_dsn(dsn, password)
         else:
@@ -95,19 +89,8 @@ def source_update(
             publication or src.publication_name,
             (slot or None) if slot is not None else src.replication_name,
         )
-        box = ctx.box()
-        if params.password is not None or dsn is not None:
-            check = sources.with_stored_password(params, src, box)
-            sources.check_connection(
-                check,
-                data.publication_name,
-                data.replication_name,
-                ctx.limits(),
-            )
-        updated = sources.update_source(store, box, src, data)
-        typer.echo(f"Updated source {updated.name}.")
-    finally:
-        store.close()
+        done = services.update_source(store, ctx.box(), ctx.limits(), src, data)
+    typer.echo(f"Updated source {done.source.name}.")
 
 
 @source_app.command("list")
@@ -180,18 +163,15 @@ def source_remove(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Forget a source, with its tracked tables and their history (the source is untouched)."""
+    from rosetta import services
     from rosetta.store import repository
 
     ctx = context()
-    store = ctx.store()
-    try:
+    with ctx.unit() as store:
         src = repository.source_by_name(store, name)
         if not yes and not typer.confirm(
             f"Remove source {name} and the history of its tables from Rosetta?"
         ):
             raise typer.Exit(1)
-        repository.delete_source(store, src.id)
-        store.commit()
-    finally:
-        store.close()
+        services.remove_source(store, src.id)
     typer.echo(f"Removed source {name}.")

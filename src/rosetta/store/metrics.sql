@@ -3,7 +3,10 @@ SELECT monitor_id, last_cycle_duration_seconds,
        extract(epoch FROM last_cycle_finished_at)::double precision AS finished
 FROM monitor_heartbeats
 WHERE last_cycle_finished_at IS NOT NULL
-  AND last_cycle_started_at > now() - make_interval(secs => 10 * interval_seconds)
+  -- Only the monitors alive by the one rule of rosetta/liveness.py (its numbers are passed):
+  -- the last cycle began within max(3 intervals, interval + 120 s).
+  AND last_cycle_started_at >= now() - make_interval(secs => greatest(
+        %(alive_intervals)s * interval_seconds, interval_seconds + %(alive_grace)s))
 
 -- name: source_metrics
 SELECT name, extract(epoch FROM last_success_at)::double precision AS last_success,

@@ -1,23 +1,20 @@
-"""What several pages share: the app's settings and key, store transactions, and running a sync."""
+"""What several pages share: the app's settings and key, the request's store, and running a sync."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
 from starlette.requests import Request
 
+from rosetta import services
+from rosetta.api.deps import Store as Store
 from rosetta.api.deps import box as box
-from rosetta.api.deps import get_store
 from rosetta.api.deps import limits as limits
 from rosetta.api.deps import settings as settings
 from rosetta.catalog.connection import ConnectionParams, SourceLimits
-from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
 from rosetta.summary import SyncSummary
-from rosetta.sync import connection_params, sync_source
-
-Store = Annotated[Conn, Depends(get_store)]
+from rosetta.sync import connection_params
 
 SUMMARY_LISTS = ("added", "healed", "changed", "removed", "rejoined", "skipped", "failed")
 SUMMARY_SAMPLE = 5
@@ -35,17 +32,16 @@ def params_of(request: Request, source: Source) -> ConnectionParams:
 
 
 def idle(conn: Conn) -> None:
-    """End the read transaction a page opened, so the next write commits on its own."""
+    """End the read transaction a page opened before it waits on something slow (a source, a
+    diagnosis), so no store transaction is left open meanwhile. Writes are committed by the
+    request's unit of work, not here."""
     if not conn.autocommit:
         conn.rollback()
 
 
 def run_sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
     """One sync of the source now (what Refresh and every publication action run)."""
-    idle(conn)
-    source = repository.source_by_id(conn, source_id)
-    idle(conn)
-    return sync_source(conn, source, box(request), limits=limits(request))
+    return services.sync_after(conn, source_id, box(request), limits(request))
 
 
 def summary_payload(summary: SyncSummary) -> dict[str, Any]:

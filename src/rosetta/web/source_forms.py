@@ -3,12 +3,14 @@
 The password is write-only: it is never put back into a form or shown on any page. Editing a
 source with the password left blank keeps the stored one, except when the host or port changes:
 then the password must be typed again, so a stored password is only ever sent to the server it
-was saved for (by a Test or by the syncs after a Save).
+was saved for (by a Test or by the syncs after a Save). Adding and saving run the same service
+as the API and the CLI (``rosetta.services``): a source that cannot be reached is refused, with
+the error on the form, and nothing is stored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from rosetta import sources
+from rosetta import services, sources
 from rosetta.api.schemas import Text
 from rosetta.catalog.reader import ConnectionParams
 from rosetta.errors import InvalidInputError, RosettaError, SourceNotFoundError
@@ -196,16 +198,15 @@ def create_source(request: Request, conn: Store, form: SourceForm) -> Response:
         data = form.to_input({})
         if form.action == "test":
             return _tested(request, form, data, None)
-        source = sources.add_source(conn, common.box(request), data)
+        done = services.register_source(conn, common.box(request), common.limits(request), data)
     except RosettaError as exc:
-        common.idle(conn)
         return _invalid(request, form, None, exc)
-    summary = common.run_sync(request, conn, source.id)
+    assert done.sync is not None
     return redirect(
         request,
-        f"/sources/{source.id}",
-        common.sync_messages(summary, f"Source {source.name} added."),
-        common.summary_payload(summary),
+        f"/sources/{done.source.id}",
+        common.sync_messages(done.sync, f"Source {done.source.name} added."),
+        common.summary_payload(done.sync),
     )
 
 
@@ -243,19 +244,20 @@ def update_source(request: Request, conn: Store, source_id: int, form: SourceFor
         return source
     try:
         data = form.to_input(dict(source.connect_options or {}))
-        checked = sources.with_stored_password(data.params, source, common.box(request))
         if form.action == "test":
-            return _tested(request, form, replace(data, params=checked), source)
-        updated = sources.update_source(conn, common.box(request), source, data)
+            tested = services.tested_input(source, data, common.box(request))
+            return _tested(request, form, tested, source)
+        done = services.update_source(
+            conn, common.box(request), common.limits(request), source, data, sync=True
+        )
     except RosettaError as exc:
-        common.idle(conn)
         return _invalid(request, form, source, exc)
-    summary = common.run_sync(request, conn, updated.id)
+    assert done.sync is not None
     return redirect(
         request,
-        f"/sources/{updated.id}",
-        common.sync_messages(summary, f"Source {updated.name} saved."),
-        common.summary_payload(summary),
+        f"/sources/{done.source.id}",
+        common.sync_messages(done.sync, f"Source {done.source.name} saved."),
+        common.summary_payload(done.sync),
     )
 
 
@@ -283,6 +285,5 @@ def delete_source(request: Request, conn: Store, source_id: int) -> Response:
     source = _source_or_404(request, conn, source_id)
     if isinstance(source, Response):
         return source
-    repository.delete_source(conn, source.id)
-    conn.commit()
+    services.remove_source(conn, source.id)
     return redirect(request, "/", [("ok", f"Source {source.name} deleted.")])

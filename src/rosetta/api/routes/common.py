@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from rosetta import services
 from rosetta.api.deps import box as box
 from rosetta.api.deps import limits as limits
 from rosetta.api.deps import settings as settings
@@ -12,7 +13,7 @@ from rosetta.catalog.reader import ConnectionParams
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source, q
 from rosetta.summary import SyncSummary
-from rosetta.sync import connection_params, sync_source
+from rosetta.sync import connection_params
 
 
 def source_out(conn: Conn, source: Source) -> SourceOut:
@@ -45,15 +46,12 @@ def source_out(conn: Conn, source: Source) -> SourceOut:
 def source_params(request: Request, conn: Conn, source_id: int) -> tuple[Source, ConnectionParams]:
     """The source (404 if unknown) and its decrypted connection parameters."""
     source = repository.source_by_id(conn, source_id)
-    conn.rollback()
     return source, connection_params(source, box(request))
 
 
 def sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
-    """Sync the source now, as the monitor does (the sync runs its own transaction)."""
-    source = repository.source_by_id(conn, source_id)
-    conn.rollback()
-    return sync_source(conn, source, box(request), limits=limits(request))
+    """Sync the source now, as the monitor does (``services.sync_after``)."""
+    return services.sync_after(conn, source_id, box(request), limits(request))
 
 
 def summary_out(summary: SyncSummary) -> SyncSummaryOut:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse
 from rosetta import __version__
 from rosetta.api.schemas import HealthOut, HealthStatusOut, MonitorOut
 from rosetta.api.store_watch import StoreState, StoreWatch
+from rosetta.liveness import monitor_alive
 from rosetta.monitor import Monitor
 from rosetta.store import repository
 from rosetta.tokens import authenticate
@@ -53,11 +53,7 @@ def _heartbeat(row: dict[str, Any] | None) -> MonitorOut | None:
         return None
     started = row.get("last_cycle_started_at")
     interval = float(row.get("interval_seconds") or 60.0)
-    # A monitor whose last cycle began within a few intervals is taken to be running.
-    running = bool(
-        started is not None
-        and (datetime.now(UTC) - started).total_seconds() < max(3 * interval, interval + 120)
-    )
+    running = monitor_alive(started, interval)
     return MonitorOut(
         in_process=False,
         running=running,

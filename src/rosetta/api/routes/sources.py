@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from rosetta import sources
+from rosetta import services, sources
 from rosetta.api.deps import ADMIN_ONLY, FORBIDDEN, Store, require_token
 from rosetta.api.routes import common
 from rosetta.api.schemas import (
@@ -25,13 +25,6 @@ from rosetta.catalog.reader import ConnectionParams
 from rosetta.store import repository
 
 router = APIRouter(tags=["sources"], dependencies=[Depends(require_token)])
-
-
-def _validate(data: sources.SourceInput) -> None:
-    sources.validate_name(data.name)
-    sources.validate_identifier(data.publication_name, "publication name")
-    if data.replication_name:
-        sources.validate_identifier(data.replication_name, "replication slot name")
 
 
 @router.get("/sources", response_model=list[SourceOut], summary="List the sources")
@@ -62,17 +55,14 @@ def create_source(
         body.host, body.port, body.database, body.username, password, dict(body.options)
     )
     data = sources.SourceInput(body.name, params, body.publication_name, body.replication_name)
-    _validate(data)
-    sources.check_connection(
-        params, data.publication_name, data.replication_name, common.limits(request)
+    done = services.register_source(
+        conn, common.box(request), common.limits(request), data, sync=sync
     )
-    source = sources.add_source(conn, common.box(request), data)
-    response.headers["Location"] = f"/api/v1/sources/{source.id}"
-    summary = common.sync(request, conn, source.id) if sync else None
-    fresh = repository.source_by_id(conn, source.id)
+    response.headers["Location"] = f"/api/v1/sources/{done.source.id}"
+    fresh = repository.source_by_id(conn, done.source.id)
     return SourceCreated(
         source=common.source_out(conn, fresh),
-        sync=common.summary_out(summary) if summary is not None else None,
+        sync=common.summary_out(done.sync) if done.sync is not None else None,
     )
 
 
@@ -109,7 +99,6 @@ def update_source(
     request: Request, source_id: SourceId, body: SourceUpdate, conn: Store
 ) -> SourceOut:
     source = repository.source_by_id(conn, source_id)
-    conn.rollback()
     given = body.model_fields_set
     password = body.password.get_secret_value() if body.password is not None else None
     params = ConnectionParams(
@@ -129,24 +118,8 @@ def update_source(
         body.publication_name if body.publication_name is not None else source.publication_name,
         slot,
     )
-    _validate(data)
-    connection_changed = password is not None or (
-        (params.host, params.port, params.database, params.username, params.options)
-        != (
-            source.host,
-            source.port,
-            source.database,
-            source.username,
-            dict(source.connect_options or {}),
-        )
-    )
-    if connection_changed:
-        check = sources.with_stored_password(params, source, common.box(request))
-        sources.check_connection(
-            check, data.publication_name, data.replication_name, common.limits(request)
-        )
-    updated = sources.update_source(conn, common.box(request), source, data)
-    return common.source_out(conn, updated)
+    done = services.update_source(conn, common.box(request), common.limits(request), source, data)
+    return common.source_out(conn, done.source)
 
 
 @router.delete(
@@ -158,8 +131,7 @@ def update_source(
     responses={**errors(404), **FORBIDDEN},
 )
 def delete_source(source_id: SourceId, conn: Store) -> Response:
-    repository.delete_source(conn, source_id)
-    conn.commit()
+    services.remove_source(conn, source_id)
     return Response(status_code=204)
 
 

@@ -1,0 +1,133 @@
+"""Each user action on a source, written once: the CLI, the API and the web call these.
+
+The adapters parse their input and render the outcome; the rules live here. These functions
+take a store connection and never commit or roll back: the entry point that opened the unit of
+work ends it (``rosetta.uow``). The one exception is :func:`sync_after`: the sync runs its own
+transaction, so the action before it is ended there, by the unit-of-work module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rosetta import sources, uow
+from rosetta.catalog.connection import ConnectionParams, SourceLimits
+from rosetta.catalog.reader import CatalogSnapshot
+from rosetta.crypto import SecretBox
+from rosetta.store import repository
+from rosetta.store.repository import Conn, Source
+from rosetta.summary import SyncSummary
+from rosetta.sync import sync_source
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A source just registered: what its connection test saw, and its first sync (if run)."""
+
+    source: Source
+    state: CatalogSnapshot
+    sync: SyncSummary | None
+
+
+@dataclass(frozen=True)
+class Updated:
+    source: Source
+    tested: bool
+    sync: SyncSummary | None
+
+
+def validate(data: sources.SourceInput) -> None:
+    """Raise InvalidInputError naming the first bad field of ``data``."""
+    sources.validate_name(data.name)
+    data.params.validated()
+    sources.validate_identifier(data.publication_name, "publication name")
+    if data.replication_name:
+        sources.validate_identifier(data.replication_name, "replication slot name")
+
+
+def sync_after(store: Conn, source_id: int, box: SecretBox, limits: SourceLimits) -> SyncSummary:
+    """Sync the source now, as the monitor does: what follows every action on a source.
+
+    An action followed by a sync is two units of work: the sync runs its own transaction
+    (under the source's lock), so the action's writes are committed first, by ``uow.end``.
+    """
+    uow.end(store, ok=True)
+    source = repository.source_by_id(store, source_id)
+    return sync_source(store, source, box, limits=limits)
+
+
+def register_source(
+    store: Conn,
+    box: SecretBox,
+    limits: SourceLimits,
+    data: sources.SourceInput,
+    *,
+    sync: bool = True,
+) -> Registered:
+    """Validate, test the connection, store, then sync once.
+
+    An unreachable source is refused (SourceConnectionError) and nothing is stored.
+    """
+    validate(data)
+    state = sources.check_connection(
+        data.params, data.publication_name, data.replication_name, limits
+    )
+    source = sources.add_source(store, box, data)
+    summary = sync_after(store, source.id, box, limits) if sync else None
+    return Registered(source, state, summary)
+
+
+def connection_changed(source: Source, params: ConnectionParams) -> bool:
+    """Whether ``params`` connect anywhere or anyhow else than ``source`` is stored to:
+    another host, port, database, user or option, or a new password."""
+    return params.password is not None or (
+        (params.host, params.port, params.database, params.username, dict(params.options))
+        != (
+            source.host,
+            source.port,
+            source.database,
+            source.username,
+            dict(source.connect_options or {}),
+        )
+    )
+
+
+def check_update(
+    source: Source, data: sources.SourceInput, box: SecretBox, limits: SourceLimits
+) -> CatalogSnapshot:
+    """Test the connection ``data`` describes, with the stored password when none is given
+    (and only where that password may go: else PasswordRequiredError)."""
+    params = sources.with_stored_password(data.params, source, box)
+    return sources.check_connection(params, data.publication_name, data.replication_name, limits)
+
+
+def tested_input(source: Source, data: sources.SourceInput, box: SecretBox) -> sources.SourceInput:
+    """``data`` with the stored password filled in, for a Test of a changed source."""
+    return replace(data, params=sources.with_stored_password(data.params, source, box))
+
+
+def update_source(
+    store: Conn,
+    box: SecretBox,
+    limits: SourceLimits,
+    source: Source,
+    data: sources.SourceInput,
+    *,
+    sync: bool = False,
+) -> Updated:
+    """Validate, test the connection whenever where or how it connects changes, store, and
+    sync once if asked."""
+    validate(data)
+    tested = connection_changed(source, data.params)
+    if tested:
+        check_update(source, data, box, limits)
+    updated = sources.update_source(store, box, source, data)
+    summary = sync_after(store, updated.id, box, limits) if sync else None
+    if summary is not None:
+        updated = repository.source_by_id(store, updated.id)
+    return Updated(updated, tested, summary)
+
+
+def remove_source(store: Conn, source_id: int) -> None:
+    """Forget a source with its tables and their history (the source itself is untouched)."""
+    repository.delete_source(store, source_id)
