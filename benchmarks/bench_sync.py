@@ -37,6 +37,7 @@ from psycopg import sql
 
 from rosetta import logs, sources
 from rosetta.catalog import reader
+from rosetta.catalog.connection import SourceLimits
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import PostgresServer
 from rosetta.pg.testing import ThrowawayPostgres
@@ -418,7 +419,7 @@ def bench_size(
         # The bare catalog query on an open connection: the one a sync runs every time (each
         # table's fingerprint). Informative: the full read of every table's columns, which a cold
         # sync and `refresh --full` add.
-        src_conn = reader.connect(connection_params(source, box), 10)
+        src_conn = reader.connect(connection_params(source, box), SourceLimits(connect_timeout=10))
         try:
             catalog_times = []
             full_times = []
@@ -440,7 +441,7 @@ def bench_size(
         # sync runs (the connection itself is not timed).
         fresh_times = []
         for _ in range(args.runs):
-            conn = reader.connect(connection_params(source, box), 10)
+            conn = reader.connect(connection_params(source, box), SourceLimits(connect_timeout=10))
             try:
                 seconds, _snap = timed(
                     partial(reader.read_publication, conn, PUBLICATION, None, columns=False)

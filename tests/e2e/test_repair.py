@@ -17,7 +17,7 @@ def schema(*names: str) -> str:
 
 
 def history_of(store: Any, table: str) -> list[tuple[Any, ...]]:
-    rows = store.execute(
+    rows: list[tuple[Any, ...]] = store.execute(
         "SELECT h.version_schema, h.changes_type, h.schema_table_old, h.schema_table_new, h.id "
         "FROM history_schema_evolution h JOIN table_metadata_list t "
         "ON t.id = h.table_metadata_list_id WHERE t.table_name = %s "

@@ -43,7 +43,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def request(url: str, token: str | None = None, method: str = "GET") -> tuple[int, dict[str, Any]]:
+def request(url: str, token: str | None = None, method: str = "GET") -> tuple[int, Any]:
     req = urllib.request.Request(url, method=method)
     if token is not None:
         req.add_header("Authorization", f"Bearer {token}")
@@ -81,7 +81,8 @@ class Server:
                 time.sleep(0.1)
                 continue
             if status == 200:
-                return body
+                healthy: dict[str, Any] = body
+                return healthy
             time.sleep(0.1)
         raise AssertionError(f"rosetta serve did not become healthy:\n{self.output()}")
 
@@ -260,7 +261,7 @@ def test_demo(env: dict[str, str], servers: list[Server], tmp_path: Path, demo_d
     assert {t["name"] for t in available} == {"order_items", "shipments"}
 
     # The printed command never shows the password; psql asks for it (here: the store's).
-    password = conninfo_to_dict(env["ROSETTA_DATABASE_URL"])["password"]
+    password = str(conninfo_to_dict(env["ROSETTA_DATABASE_URL"])["password"])
     assert password not in output
     with psycopg.connect(command.group(1), password=password, autocommit=True) as conn:
         conn.execute(command.group(2).encode())

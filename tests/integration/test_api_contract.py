@@ -98,7 +98,7 @@ class Api:
         """The path parameters of ``path`` that name the real rows."""
         return {name: self.rows[name] for name in PATH_PARAMETER.findall(path)}
 
-    def aim(self, case: schemathesis.Case) -> None:
+    def aim(self, case: schemathesis.Case[Any]) -> None:
         """Keep the rows the other cases need: a DELETE of the source or of its webhook deletes
         a spare one instead (the DELETEs aimed at missing ids still run as generated)."""
         params = case.path_parameters or {}
@@ -154,7 +154,7 @@ def api(
     source_db.sql("CREATE TABLE extra (id bigint PRIMARY KEY)")
     source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE items")
     try:
-        with asgi.get_client(app) as client:  # starts the app's lifespan
+        with asgi.get_client(app) as client:  # type: ignore[arg-type]  # starts the lifespan
             api = Api(app, client, {"Authorization": f"Bearer {token}"}, store, box, source_db, {})
             source = api.call("POST", "/api/v1/sources", json=source_body(source_db))["source"]
             source_db.sql("ALTER TABLE items ADD COLUMN price numeric(10, 2)")
@@ -178,7 +178,7 @@ def api(
 
 # What a user does, step by step (path parameters other than the real rows, query, body): each
 # answer is checked against the document like the generated ones, successful ones included.
-KNOWN_GOOD = [
+KNOWN_GOOD: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/health", {}),
     ("GET", "/api/v1/sources", {}),
     ("POST", "/api/v1/sources", {"query": {"sync": False}}),  # body: another source, below
@@ -241,7 +241,7 @@ def test_every_operation_answers_as_documented(api: Api, subtests: pytest.Subtes
 
         @SETTINGS
         @given(case=cases)
-        def answers_as_documented(case: schemathesis.Case) -> None:
+        def answers_as_documented(case: schemathesis.Case[Any]) -> None:
             api.aim(case)
             case.call_and_validate(session=api.client, headers=api.headers, checks=CHECKS)
             api.restore()

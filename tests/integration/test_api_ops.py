@@ -26,11 +26,14 @@ def _shop(source_db: SourceDb, add_source: Any) -> dict[str, Any]:
     source_db.sql("CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2))")
     source_db.sql("CREATE TABLE events (at timestamptz, payload jsonb)")  # no primary key
     source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE orders, events")
-    return add_source()
+    created: dict[str, Any] = add_source()
+    return created
 
 
 def _checks(body: dict[str, Any], name: str, subject: str) -> dict[str, Any]:
-    found = [c for c in body["checks"] if c["name"] == name and c["subject"] == subject]
+    found: list[dict[str, Any]] = [
+        c for c in body["checks"] if c["name"] == name and c["subject"] == subject
+    ]
     assert len(found) == 1, (name, subject, body["checks"])
     return found[0]
 

@@ -86,7 +86,8 @@ def source(api: TestClient, add_source: Any, source_db: SourceDb) -> dict[str, A
     """A registered source with one tracked table."""
     source_db.sql("CREATE TABLE items (id bigint PRIMARY KEY, label text)")
     source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE items")
-    return add_source()
+    created: dict[str, Any] = add_source()
+    return created
 
 
 def table_id(api: TestClient, source: dict[str, Any]) -> int:

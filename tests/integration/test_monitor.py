@@ -25,7 +25,7 @@ COMPLETED = re.compile(
 def select(store: Any, query: str, params: Any = None) -> list[dict[str, Any]]:
     with store.cursor(row_factory=dict_row) as cur:
         cur.execute(query.encode(), params)
-        out = cur.fetchall()
+        out: list[dict[str, Any]] = cur.fetchall()
     store.commit()
     return out
 

@@ -47,6 +47,7 @@ def routes_of(app: FastAPI) -> list[tuple[str, set[str], APIRoute, bool]]:
     included (FastAPI >= 0.13x keeps included routers as a tree: iter_route_contexts walks it)."""
     walk = getattr(fastapi.routing, "iter_route_contexts", None)
     found = []
+    context: Any
     for context in walk(app.routes) if walk is not None else app.routes:
         route = getattr(context, "original_route", context)
         if isinstance(route, APIRoute):

@@ -266,7 +266,7 @@ def test_api_source_refused_by_network_policy(
         log_file=None,
         source_networks="10.0.0.0/8, db.internal",
     )
-    token = tokens.create_token(store, "net-admin", "admin")
+    token = tokens.create_token(store, "net-admin", tokens.Role.ADMIN)
     with TestClient(create_app(settings, store_url, box)) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         response = client.post("/api/v1/sources", json=source_body(source_db))

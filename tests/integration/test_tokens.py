@@ -91,8 +91,10 @@ def test_last_used_is_recorded_at_most_once_a_minute(store: Any) -> None:
     with store.transaction():
         store.execute("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes'")
     stale = tokens.list_tokens(store)[0].last_used_at
+    assert stale is not None
     tokens.verify_token(store, token)
-    assert tokens.list_tokens(store)[0].last_used_at > stale
+    used = tokens.list_tokens(store)[0].last_used_at
+    assert used is not None and used > stale
 
 
 def test_active_token_by_id(store: Any) -> None:
