@@ -8,16 +8,19 @@ transaction, so the action before it is ended there, by the unit-of-work module.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from rosetta import sources, uow
+from rosetta import publications, sources, uow
 from rosetta.catalog.connection import ConnectionParams, SourceLimits
 from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.crypto import SecretBox
+from rosetta.errors import InvalidInputError
+from rosetta.publications import TableName
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
 from rosetta.summary import SyncSummary
-from rosetta.sync import sync_source
+from rosetta.sync import connection_params, sync_source
 
 
 @dataclass(frozen=True)
@@ -131,3 +134,74 @@ def update_source(
 def remove_source(store: Conn, source_id: int) -> None:
     """Forget a source with its tables and their history (the source itself is untouched)."""
     repository.delete_source(store, source_id)
+
+
+# --- the publication and the slot on the source, each change followed by a sync -----------------
+
+
+def create_publication(
+    store: Conn,
+    box: SecretBox,
+    limits: SourceLimits,
+    source: Source,
+    tables: Sequence[TableName] = (),
+) -> SyncSummary:
+    """Create the source's publication for ``tables`` (none: an empty one), then sync."""
+    params = connection_params(source, box)
+    publications.create_publication(params, source.publication_name, tables, limits)
+    return sync_after(store, source.id, box, limits)
+
+
+def drop_publication(
+    store: Conn, box: SecretBox, limits: SourceLimits, source: Source
+) -> SyncSummary:
+    """Drop the source's publication (its tables stay here, marked removed), then sync."""
+    params = connection_params(source, box)
+    publications.drop_publication(params, source.publication_name, limits)
+    return sync_after(store, source.id, box, limits)
+
+
+def add_tables(
+    store: Conn,
+    box: SecretBox,
+    limits: SourceLimits,
+    source: Source,
+    tables: Sequence[TableName],
+) -> SyncSummary:
+    """Add ``tables`` to the source's publication, one by one, then sync."""
+    params = connection_params(source, box)
+    for table in tables:
+        publications.add_table(params, source.publication_name, table, limits)
+    return sync_after(store, source.id, box, limits)
+
+
+def remove_table(
+    store: Conn, box: SecretBox, limits: SourceLimits, source: Source, table: TableName
+) -> SyncSummary:
+    """Remove ``table`` from the source's publication (its history is kept), then sync."""
+    params = connection_params(source, box)
+    publications.remove_table(params, source.publication_name, table, limits)
+    return sync_after(store, source.id, box, limits)
+
+
+def slot_of(source: Source) -> str:
+    """The source's replication slot name; InvalidInputError when it names none."""
+    if not source.replication_name:
+        raise InvalidInputError(
+            f"source {source.name!r} names no replication slot: set its replication_name first"
+        )
+    return source.replication_name
+
+
+def create_slot(store: Conn, box: SecretBox, limits: SourceLimits, source: Source) -> SyncSummary:
+    """Create the source's logical replication slot (pgoutput), then sync."""
+    slot = slot_of(source)
+    publications.create_slot(connection_params(source, box), slot, limits)
+    return sync_after(store, source.id, box, limits)
+
+
+def drop_slot(store: Conn, box: SecretBox, limits: SourceLimits, source: Source) -> SyncSummary:
+    """Drop the source's replication slot, then sync."""
+    slot = slot_of(source)
+    publications.drop_slot(connection_params(source, box), slot, limits)
+    return sync_after(store, source.id, box, limits)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from rosetta import doctor, metrics, sources
 from rosetta.crypto import SecretBox
@@ -18,7 +19,7 @@ from rosetta.monitor import Monitor
 from rosetta.store.repository import Source
 from tests.conftest import Cli, SourceDb
 from tests.integration.conftest import source_body
-from tests.integration.web_helpers import csrf_of, source_form
+from tests.integration.web_helpers import csrf_of, post, source_form
 
 
 def closed_port() -> int:
@@ -171,6 +172,24 @@ def test_a_new_port_is_tested_alike_in_the_web_the_api_and_the_cli(
     assert api_message.startswith(f"cannot connect to 127.0.0.1:{port}/x as u")
     assert api_message == web_message == cli_message
     assert stored_port(store, unreachable.name) == unreachable.port
+
+
+# --- the publication and the slot: one service per action ------------------------------------
+
+
+def test_a_slot_action_without_a_slot_name_is_refused_alike_in_the_web_and_the_api(
+    web: TestClient, api: TestClient, register: Any
+) -> None:
+    source = register()
+    by_api = api.post(f"/api/v1/sources/{source.id}/slot")
+    assert by_api.status_code == 422
+    message: str = by_api.json()["detail"]
+    assert "names no replication slot" in message
+
+    page = f"/sources/{source.id}"
+    by_web = post(web, f"{page}/slot/create", page=page)
+    assert by_web.status_code == 303
+    assert str(escape(message)) in web.get(by_web.headers["location"]).text
 
 
 # --- is the monitor alive: one rule ------------------------------------------------------------

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rosetta import publications, registry, sources, webhooks
+from rosetta import publications, registry, services, sources, webhooks
 from rosetta.api.schemas import Text
+from rosetta.catalog.connection import SourceLimits
 from rosetta.catalog.reader import CatalogSnapshot
+from rosetta.crypto import SecretBox
 from rosetta.errors import (
-    InvalidInputError,
     NotFoundError,
     RosettaError,
     SourceNotFoundError,
@@ -30,6 +31,7 @@ from rosetta.errors import (
 from rosetta.schema.model import display_name
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
+from rosetta.summary import SyncSummary
 from rosetta.web import common
 from rosetta.web.auth import PageRoute, admin, can_admin
 from rosetta.web.common import Store
@@ -202,18 +204,23 @@ def _available(
 
 
 def _act(
-    request: Request, conn: Conn, source_id: int, action: Any, done: str, back: str = ""
+    request: Request,
+    conn: Conn,
+    source_id: int,
+    action: Callable[..., SyncSummary],
+    done: str,
+    back: str = "",
 ) -> Response:
-    """Run ``action(params, source)`` on the source, then a sync; report both in a flash."""
+    """Run the service ``action(store, box, limits, source)`` (a change on the source followed
+    by a sync, as the API runs it); report both in a flash."""
     source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
     target = f"/sources/{source.id}{back}"
     try:
-        action(common.params_of(request, source), source)
+        summary = action(conn, common.box(request), common.limits(request), source)
     except RosettaError as exc:
         return redirect(request, target, [("error", exc.message)])
-    summary = common.run_sync(request, conn, source.id)
     return redirect(
         request, target, common.sync_messages(summary, done), common.summary_payload(summary)
     )
@@ -239,21 +246,14 @@ def create_publication(request: Request, conn: Store, source_id: int) -> Respons
         request,
         conn,
         source_id,
-        lambda params, source: publications.create_publication(
-            params, source.publication_name, [], common.limits(request)
-        ),
+        services.create_publication,
         "Publication created. Add tables to it from the Available tables tab.",
     )
 
 
 @router.post("/sources/{source_id:int}/slot/create")
 def create_slot(request: Request, conn: Store, source_id: int) -> Response:
-    def action(params: Any, source: Source) -> None:
-        if not source.replication_name:
-            raise InvalidInputError("this source has no replication slot name: edit it first")
-        publications.create_slot(params, source.replication_name, common.limits(request))
-
-    return _act(request, conn, source_id, action, "Replication slot created.")
+    return _act(request, conn, source_id, services.create_slot, "Replication slot created.")
 
 
 def confirm(
@@ -301,9 +301,7 @@ def drop_publication(request: Request, conn: Store, source_id: int) -> Response:
         request,
         conn,
         source_id,
-        lambda params, source: publications.drop_publication(
-            params, source.publication_name, common.limits(request)
-        ),
+        services.drop_publication,
         "Publication dropped.",
     )
 
@@ -327,12 +325,7 @@ def drop_slot_page(request: Request, conn: Store, source_id: int) -> Response:
 
 @router.post("/sources/{source_id:int}/slot/drop")
 def drop_slot(request: Request, conn: Store, source_id: int) -> Response:
-    def action(params: Any, source: Source) -> None:
-        if not source.replication_name:
-            raise InvalidInputError("this source has no replication slot name")
-        publications.drop_slot(params, source.replication_name, common.limits(request))
-
-    return _act(request, conn, source_id, action, "Replication slot dropped.")
+    return _act(request, conn, source_id, services.drop_slot, "Replication slot dropped.")
 
 
 def _table_names(values: list[str]) -> list[tuple[str, str]]:
@@ -366,9 +359,8 @@ def add_tables(
             [("error", "Select at least one table to add.")],
         )
 
-    def action(params: Any, source: Source) -> None:
-        for name in names:
-            publications.add_table(params, source.publication_name, name, common.limits(request))
+    def action(store: Conn, box: SecretBox, limits: SourceLimits, source: Source) -> SyncSummary:
+        return services.add_tables(store, box, limits, source, names)
 
     shown = ", ".join(display_name(*n) for n in names[:5])
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
@@ -438,8 +430,8 @@ def remove_table(request: Request, conn: Store, source_id: int, table_id: int) -
         return row
     table = (str(row["schema_name"]), str(row["table_name"]))
 
-    def action(params: Any, src: Source) -> None:
-        publications.remove_table(params, src.publication_name, table, common.limits(request))
+    def action(store: Conn, box: SecretBox, limits: SourceLimits, src: Source) -> SyncSummary:
+        return services.remove_table(store, box, limits, src, table)
 
     return _act(
         request,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from rosetta import publications
+from rosetta import publications, services
 from rosetta.api.deps import ADMIN_ONLY, FORBIDDEN, Store, require_token
 from rosetta.api.routes import common
 from rosetta.api.schemas import (
@@ -18,10 +18,14 @@ from rosetta.api.schemas import (
     TableRef,
     errors,
 )
+from rosetta.catalog.connection import SourceLimits
+from rosetta.crypto import SecretBox
 from rosetta.errors import InvalidInputError
 from rosetta.publications import TableName
 from rosetta.schema.model import display_name
 from rosetta.sources import validate_identifier
+from rosetta.store import repository
+from rosetta.summary import SyncSummary
 
 router = APIRouter(tags=["publication"], dependencies=[Depends(require_token)])
 
@@ -46,9 +50,12 @@ def _ref(item: str | TableRef) -> TableName:
     return _table_name(None, item)
 
 
-def _done(request: Request, conn: Store, source_id: int, message: str) -> ActionOut:
-    summary = common.sync(request, conn, source_id)
+def _done(message: str, summary: SyncSummary) -> ActionOut:
     return ActionOut(message=message, sync=common.summary_out(summary))
+
+
+def _env(request: Request) -> tuple[SecretBox, SourceLimits]:
+    return common.box(request), common.limits(request)
 
 
 @router.get(
@@ -79,13 +86,10 @@ def create_publication(
     request: Request, source_id: SourceId, body: PublicationCreate, conn: Store
 ) -> ActionOut:
     tables = [_ref(item) for item in body.tables]
-    source, params = common.source_params(request, conn, source_id)
-    publications.create_publication(params, source.publication_name, tables, common.limits(request))
+    source = repository.source_by_id(conn, source_id)
+    summary = services.create_publication(conn, *_env(request), source, tables)
     return _done(
-        request,
-        conn,
-        source_id,
-        f"created publication {source.publication_name} with {len(tables)} table(s)",
+        f"created publication {source.publication_name} with {len(tables)} table(s)", summary
     )
 
 
@@ -97,9 +101,9 @@ def create_publication(
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def drop_publication(request: Request, source_id: SourceId, conn: Store) -> ActionOut:
-    source, params = common.source_params(request, conn, source_id)
-    publications.drop_publication(params, source.publication_name, common.limits(request))
-    return _done(request, conn, source_id, f"dropped publication {source.publication_name}")
+    source = repository.source_by_id(conn, source_id)
+    summary = services.drop_publication(conn, *_env(request), source)
+    return _done(f"dropped publication {source.publication_name}", summary)
 
 
 @router.post(
@@ -116,14 +120,9 @@ def add_table(
     if not body.table:
         raise InvalidInputError('give the table as {"table": "schema.table"}')
     table = _table_name(body.schema_name, body.table)
-    source, params = common.source_params(request, conn, source_id)
-    publications.add_table(params, source.publication_name, table, common.limits(request))
-    return _done(
-        request,
-        conn,
-        source_id,
-        f"added {display_name(*table)} to publication {source.publication_name}",
-    )
+    source = repository.source_by_id(conn, source_id)
+    summary = services.add_tables(conn, *_env(request), source, [table])
+    return _done(f"added {display_name(*table)} to publication {source.publication_name}", summary)
 
 
 @router.delete(
@@ -141,22 +140,11 @@ def remove_table(
     conn: Store,
 ) -> ActionOut:
     name = _table_name(schema, table)
-    source, params = common.source_params(request, conn, source_id)
-    publications.remove_table(params, source.publication_name, name, common.limits(request))
+    source = repository.source_by_id(conn, source_id)
+    summary = services.remove_table(conn, *_env(request), source, name)
     return _done(
-        request,
-        conn,
-        source_id,
-        f"removed {display_name(*name)} from publication {source.publication_name}",
+        f"removed {display_name(*name)} from publication {source.publication_name}", summary
     )
-
-
-def _slot(source_name: str, slot: str | None) -> str:
-    if not slot:
-        raise InvalidInputError(
-            f"source {source_name!r} names no replication slot: set its replication_name first"
-        )
-    return slot
 
 
 @router.post(
@@ -168,10 +156,9 @@ def _slot(source_name: str, slot: str | None) -> str:
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def create_slot(request: Request, source_id: SourceId, conn: Store) -> ActionOut:
-    source, params = common.source_params(request, conn, source_id)
-    slot = _slot(source.name, source.replication_name)
-    publications.create_slot(params, slot, common.limits(request))
-    return _done(request, conn, source_id, f"created replication slot {slot}")
+    source = repository.source_by_id(conn, source_id)
+    summary = services.create_slot(conn, *_env(request), source)
+    return _done(f"created replication slot {services.slot_of(source)}", summary)
 
 
 @router.delete(
@@ -182,7 +169,6 @@ def create_slot(request: Request, source_id: SourceId, conn: Store) -> ActionOut
     responses={**SOURCE_ERRORS, **FORBIDDEN},
 )
 def drop_slot(request: Request, source_id: SourceId, conn: Store) -> ActionOut:
-    source, params = common.source_params(request, conn, source_id)
-    slot = _slot(source.name, source.replication_name)
-    publications.drop_slot(params, slot, common.limits(request))
-    return _done(request, conn, source_id, f"dropped replication slot {slot}")
+    source = repository.source_by_id(conn, source_id)
+    summary = services.drop_slot(conn, *_env(request), source)
+    return _done(f"dropped replication slot {services.slot_of(source)}", summary)
