@@ -9,13 +9,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
 from rosetta.catalog import connection
 from rosetta.catalog.connection import ConnectionParams, SourceLimits
 from rosetta.catalog.reader import QUERIES as CATALOG_QUERIES
-from rosetta.errors import SourceActionError, first_line
+from rosetta.errors import SourceActionError
+from rosetta.uow import map_source_errors
 
 TableName = tuple[str, str]
 
@@ -24,9 +24,8 @@ TableName = tuple[str, str]
 def _source(params: ConnectionParams, limits: SourceLimits, action: str) -> Iterator[Any]:
     conn = connection.connect(params, limits)
     try:
-        yield conn
-    except psycopg.Error as exc:
-        raise SourceActionError(f"cannot {action}: {first_line(exc)}") from None
+        with map_source_errors(SourceActionError, f"cannot {action}"):
+            yield conn
     finally:
         conn.close()
 

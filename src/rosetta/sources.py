@@ -22,6 +22,7 @@ from rosetta.crypto import SecretBox
 from rosetta.errors import InvalidInputError, SourceConnectionError
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
+from rosetta.uow import map_source_errors
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_IDENTIFIER_BYTES = 63
@@ -82,13 +83,10 @@ def check_connection(
 ) -> CatalogSnapshot:
     """Connect and read the publication's state; raises SourceConnectionError on failure."""
     conn = connect(params, limits)
+    doing = f"cannot read the state of {params.host}:{params.port}/{params.database}"
     try:
-        return reader.read_state(conn, publication, slot)
-    except psycopg.Error as exc:
-        raise SourceConnectionError(
-            f"cannot read the state of {params.host}:{params.port}/{params.database}: "
-            f"{describe(exc)}"
-        ) from None
+        with map_source_errors(SourceConnectionError, doing, describe):
+            return reader.read_state(conn, publication, slot)
     finally:
         conn.close()
 

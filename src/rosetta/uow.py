@@ -3,12 +3,13 @@
 Core functions take a connection and never commit or roll back. The entry point that opened
 the unit of work (an API or web request, a CLI command, a monitor cycle) ends it with
 :func:`unit_of_work`: commit when the work returned, roll back when it raised. Errors of the
-driver become Rosetta's errors in one place, :func:`map_store_errors`.
+driver become Rosetta's errors in one place: :func:`map_store_errors` for the store,
+:func:`map_source_errors` for a source.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +19,18 @@ from psycopg.pq import TransactionStatus
 from rosetta.errors import RosettaError, StoreUnavailableError, first_line
 
 Conn = psycopg.Connection[Any]
+
+
+@contextmanager
+def map_source_errors(
+    error: type[RosettaError], doing: str, detail: Callable[[psycopg.Error], str] = first_line
+) -> Iterator[None]:
+    """Turn the driver's errors on a source's connection into ``error("<doing>: <detail>")``,
+    one line (``detail`` words the driver's error: its first line by default)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise error(f"{doing}: {detail(exc)}") from None
 
 
 @contextmanager

@@ -23,13 +23,9 @@ def refresh(
 
     ctx = context()
     ctx.logging(to_stderr=as_json)
-    store = ctx.store()
-    try:
+    with ctx.unit() as store:
         src = repository.source_by_name(store, name)
-        store.rollback()
         summary = sync_source(store, src, ctx.box(), limits=ctx.limits(), full=full)
-    finally:
-        store.close()
     if as_json:
         print_json(summary.to_json())
     elif not summary.error:

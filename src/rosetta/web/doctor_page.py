@@ -70,14 +70,12 @@ def diagnose_page(
     source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
-    common.idle(conn)
     table = table.strip()
     started = time.monotonic()
     diag = doctor.diagnose(
         conn, common.box(request), source, table or None, limits=common.limits(request)
     )
     duration = time.monotonic() - started
-    common.idle(conn)
     general, own, tables = group(diag.checks, source.name)
     return render(
         request,

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import psycopg
 from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +25,6 @@ from rosetta.errors import (
     NotFoundError,
     RosettaError,
     SourceNotFoundError,
-    first_line,
 )
 from rosetta.schema.model import display_name
 from rosetta.store import repository
@@ -71,8 +69,6 @@ def _live_state(request: Request, source: Source) -> tuple[CatalogSnapshot | Non
         )
     except RosettaError as exc:
         return None, exc.message
-    except psycopg.Error as exc:
-        return None, first_line(exc)
     return snap, None
 
 

@@ -36,6 +36,5 @@ def diagnose(
     ] = None,
 ) -> DiagnosisOut:
     source = repository.source_by_id(conn, source_id)
-    conn.rollback()
     diag = doctor.diagnose(conn, common.box(request), source, table, limits=common.limits(request))
     return DiagnosisOut.model_validate(diag.to_json())

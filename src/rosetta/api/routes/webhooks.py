@@ -51,7 +51,6 @@ def _out(row: dict[str, Any]) -> WebhookOut:
 
 def _endpoints(conn: Conn, source_id: int) -> list[WebhookOut]:
     repository.source_by_id(conn, source_id)  # 404 if unknown
-    conn.rollback()
     return [_out(row) for row in webhooks.list_endpoints(conn, source_id)]
 
 
@@ -76,7 +75,6 @@ def add_webhook(
     request: Request, source_id: int, body: WebhookCreate, conn: Store, response: Response
 ) -> WebhookOut:
     repository.source_by_id(conn, source_id)
-    conn.rollback()
     secret = body.secret.get_secret_value() if body.secret is not None else None
     row = webhooks.add_endpoint(
         conn,
@@ -137,7 +135,6 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[DeliveryOut]:
     repository.source_by_id(conn, source_id)
-    conn.rollback()
     return [
         DeliveryOut(
             id=row["id"],
