@@ -181,10 +181,9 @@ def demo(
     """Try Rosetta: a demo source database beside the embedded store, registered, then served."""
     import secrets
 
-    from rosetta import sources, tokens
+    from rosetta import services, sources, tokens
     from rosetta.errors import SourceNotFoundError
     from rosetta.store import db, repository
-    from rosetta.sync import sync_source
 
     ctx = context()
     ctx.logging()
@@ -204,7 +203,7 @@ def demo(
         except SourceNotFoundError:
             store.rollback()
             source = sources.add_source(store, box, demo_input)
-        sync_source(store, source, box, limits=ctx.limits())
+        services.sync_after(store, source.id, box, ctx.limits())  # commits the source first
         token_name = f"demo-{secrets.token_hex(4)}"
         token = tokens.create_token(store, token_name, tokens.Role.ADMIN)
     finally:
