@@ -3,6 +3,8 @@ web UI tests (``web_app``, ``web_client``, ``web_token``, and ``web``: a client 
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -115,3 +117,77 @@ def web(web_client: TestClient, web_token: str) -> TestClient:
     response = log_in(web_client, web_token)
     assert response.status_code == 303
     return web_client
+
+
+# --- webhook endpoints that misbehave: real local TCP servers ----------------------------------
+
+HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+GARBAGE = b"SSH-2.0-OpenSSH_9.6 not http at all\r\n\r\n"
+HUGE_HEADER = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+
+
+class Peer:
+    """A TCP server on 127.0.0.1 that reads each request and answers ``reply`` (None: never
+    answers, holding the connection open); with ``trickle``, sends it one byte at a time."""
+
+    def __init__(self, reply: bytes | None, *, trickle: float = 0.0) -> None:
+        self.reply = reply
+        self.trickle = trickle
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.connections = 0
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.accepter = threading.Thread(target=self._accept, daemon=True)
+        self.accepter.start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            thread = threading.Thread(target=self._answer, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                if self.reply is None:
+                    self.stopping.wait()
+                elif self.trickle:
+                    for byte in self.reply:
+                        if self.stopping.wait(self.trickle):
+                            break
+                        conn.sendall(bytes([byte]))
+                else:
+                    conn.sendall(self.reply)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.accepter.join(5)
+        for thread in self.threads:
+            thread.join(5)
+        self.listener.close()
+
+
+@pytest.fixture
+def peers() -> Iterator[list[Peer]]:
+    made: list[Peer] = []
+    yield made
+    for peer in made:
+        peer.close()
+
+
+def peer(peers: list[Peer], reply: bytes | None, *, trickle: float = 0.0) -> Peer:
+    made = Peer(reply, trickle=trickle)
+    peers.append(made)
+    return made

@@ -15,11 +15,14 @@ from rosetta.crypto import SecretBox
 from rosetta.errors import InvalidInputError, NetworkNotAllowedError
 from rosetta.netpolicy import for_webhooks
 from tests.conftest import ROSETTA, Cli, Receiver
-from tests.integration import test_webhook_test_route
 from tests.integration.test_webhook_test_route import api_with
 from tests.integration.web_helpers import post
 
-shop = test_webhook_test_route.shop
+
+@pytest.fixture
+def shop(register: Any) -> Any:
+    return register("shop")
+
 
 BAD_URLS = {
     "nul": "http://exa\x00mple.com/hook",

@@ -18,12 +18,10 @@ from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import free_port
 from tests.conftest import TEST_KEY, Cli
-from tests.integration import test_webhook_isolation
-from tests.integration.test_webhook_isolation import GARBAGE, HUGE_HEADER, Peer, peer
+from tests.integration.conftest import GARBAGE, HUGE_HEADER, Peer, peer
 from tests.integration.web_helpers import post
 
 # The web UI's fixtures (a logged-in browser), as test_web_ops.py shares them.
-peers = test_webhook_isolation.peers
 
 
 @contextmanager
