@@ -17,10 +17,10 @@ from dataclasses import replace
 
 import psycopg
 
+import rosetta.webhooks.outbox as outbox
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError, first_line
 from rosetta.store.repository import Conn
-from rosetta.webhooks import outbox
 from rosetta.webhooks.outbox import Claimed, Status
 from rosetta.webhooks.sender import Attempt, Options, describe, send
 
