@@ -10,11 +10,12 @@ the unique constraint on ``(table_metadata_list_id, version_schema)`` is added i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from rosetta import sqlfile
@@ -39,20 +40,31 @@ class Version:
     created_at: datetime
 
 
-@dataclass
-class TableRepair:
-    table_id: int
-    source: str
-    table: str
+@dataclass(frozen=True)
+class HistoryRow:
+    """One stored history row, as ``history_rows`` reads it (in time order)."""
+
+    id: int
+    version_schema: int
+    changes_type: str
+    schema_table_old: SchemaJson | None
+    schema_table_new: SchemaJson | None
+    changes: list[dict[str, Any]] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """A table's history as it should be, and what the rebuild dropped or rewrote."""
+
+    versions: tuple[Version, ...] = ()
     rows_before: int = 0
-    versions: list[Version] = field(default_factory=list)
     dropped_empty: int = 0
     dropped_phantom: int = 0
     dropped_duplicate: int = 0
     initial_restored: bool = False
     rewritten: int = 0
-    delete_ids: list[int] = field(default_factory=list)
-    needs_schema: bool = False
+    delete_ids: tuple[int, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -66,9 +78,7 @@ class TableRepair:
             parts.append(f"{self.dropped_phantom} phantom (old = new)")
         if self.dropped_duplicate:
             parts.append(f"{self.dropped_duplicate} duplicate")
-        text = (
-            f"{self.source}/{self.table}: {self.rows_before} rows -> {len(self.versions)} versions"
-        )
+        text = f"{self.rows_before} rows -> {len(self.versions)} versions"
         if parts:
             text += f"; dropped {', '.join(parts)}"
         if self.initial_restored:
@@ -76,6 +86,26 @@ class TableRepair:
         if self.rewritten:
             text += f"; {self.rewritten} renumbered or corrected"
         return text
+
+
+@dataclass
+class TableRepair:
+    table_id: int
+    source: str
+    table: str
+    history: Rebuilt = field(default_factory=Rebuilt)
+    needs_schema: bool = False
+
+    @property
+    def versions(self) -> tuple[Version, ...]:
+        return self.history.versions
+
+    @property
+    def changed(self) -> bool:
+        return self.history.changed
+
+    def describe(self) -> str:
+        return f"{self.source}/{self.table}: {self.history.describe()}"
 
 
 @dataclass
@@ -89,58 +119,75 @@ class RepairReport:
         return [t for t in self.tables if t.changed]
 
 
-def rebuild(table: TableRepair, rows: list[dict[str, Any]]) -> None:
-    """Fill ``table`` with the versions its ``rows`` (in time order) should be. Pure."""
-    table.rows_before = len(rows)
+def rebuild(rows: Sequence[HistoryRow]) -> Rebuilt:
+    """The versions a table's history ``rows`` (in time order) should be. Pure."""
+    dropped_empty = dropped_phantom = dropped_duplicate = rewritten = 0
+    initial_restored = False
+    delete_ids: list[int] = []
     prev: SchemaJson = {}
     kept: list[Version] = []
     seen_versions: set[int] = set()
     for row in rows:
-        new: SchemaJson = row["schema_table_new"] or {}
-        old: SchemaJson = row["schema_table_old"] or {}
-        number = row["version_schema"]
+        new: SchemaJson = row.schema_table_new or {}
+        old: SchemaJson = row.schema_table_old or {}
+        number = row.version_schema
         duplicate = number in seen_versions
         seen_versions.add(number)
         if not new:
-            table.dropped_empty += 1
-            table.delete_ids.append(row["id"])
+            dropped_empty += 1
+            delete_ids.append(row.id)
             continue
-        if not kept and old and row["changes_type"] != INITIAL_LOAD and old != new:
+        if not kept and old and row.changes_type != INITIAL_LOAD and old != new:
             # The first recorded row is a change: its starting point is the lost INITIAL_LOAD.
-            kept.append(Version(None, 1, INITIAL_LOAD, {}, old, [], row["created_at"]))
-            table.initial_restored = True
+            kept.append(Version(None, 1, INITIAL_LOAD, {}, old, [], row.created_at))
+            initial_restored = True
             prev = old
         if kept:
             changes = diff(TableSchema.from_json(prev), TableSchema.from_json(new))
             if not changes:
                 if duplicate:
-                    table.dropped_duplicate += 1
+                    dropped_duplicate += 1
                 else:
-                    table.dropped_phantom += 1
-                table.delete_ids.append(row["id"])
+                    dropped_phantom += 1
+                delete_ids.append(row.id)
                 continue
             version = Version(
-                row["id"],
+                row.id,
                 len(kept) + 1,
                 classify(changes),
                 prev,
                 new,
                 [c.to_json() for c in changes],
-                row["created_at"],
+                row.created_at,
             )
         else:
-            version = Version(row["id"], 1, INITIAL_LOAD, {}, new, [], row["created_at"])
+            version = Version(row.id, 1, INITIAL_LOAD, {}, new, [], row.created_at)
         kept.append(version)
         prev = new
         if (
-            row["version_schema"] != version.version
-            or row["changes_type"] != version.changes_type
-            or (row["schema_table_old"] or {}) != version.old
-            or row["schema_table_new"] != version.new
-            or (row["changes"] or []) != version.changes
+            row.version_schema != version.version
+            or row.changes_type != version.changes_type
+            or (row.schema_table_old or {}) != version.old
+            or row.schema_table_new != version.new
+            or (row.changes or []) != version.changes
         ):
-            table.rewritten += 1
-    table.versions = kept
+            rewritten += 1
+    return Rebuilt(
+        tuple(kept),
+        len(rows),
+        dropped_empty,
+        dropped_phantom,
+        dropped_duplicate,
+        initial_restored,
+        rewritten,
+        tuple(delete_ids),
+    )
+
+
+def history_rows(conn: Conn, table_id: int) -> list[HistoryRow]:
+    with conn.cursor(row_factory=class_row(HistoryRow)) as cur:
+        cur.execute(QUERIES["history_rows"], {"table_id": table_id})
+        return cur.fetchall()
 
 
 def plan(conn: Conn, source_id: int | None = None) -> RepairReport:
@@ -156,8 +203,7 @@ def plan(conn: Conn, source_id: int | None = None) -> RepairReport:
                 display_name(t["schema_name"], t["table_name"]),
                 needs_schema=t["needs_schema"],
             )
-            cur.execute(QUERIES["history_rows"], {"table_id": t["id"]})
-            rebuild(repair, cur.fetchall())
+            repair.history = rebuild(history_rows(conn, t["id"]))
             report.tables.append(repair)
     row = conn.execute(QUERIES["has_version_constraint"]).fetchone()
     report.constraint_missing = not (row and row[0])
@@ -174,14 +220,11 @@ def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> None:
     """
     with conn.transaction():
         conn.execute(STORE_QUERIES["lock_source"], {"id": source_id})
-        with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(QUERIES["history_rows"], {"table_id": repair.table_id})
-            fresh = TableRepair(repair.table_id, repair.source, repair.table)
-            rebuild(fresh, cur.fetchall())
-        if fresh.versions != repair.versions or fresh.delete_ids != repair.delete_ids:
-            vars(repair).update(vars(fresh))
+        fresh = rebuild(history_rows(conn, repair.table_id))
+        if fresh.versions != repair.versions or fresh.delete_ids != repair.history.delete_ids:
+            repair.history = fresh
         conn.execute(STORE_QUERIES["allow_history_maintenance"])
-        for row_id in repair.delete_ids:
+        for row_id in repair.history.delete_ids:
             conn.execute(QUERIES["delete_history_row"], {"id": row_id})
         for v in repair.versions:
             if v.id is not None:
