@@ -19,7 +19,7 @@ from rosetta.catalog.connection import SourceLimits
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError
 from rosetta.store import db, repository
-from rosetta.store.repository import Source, q
+from rosetta.store.repository import QUERIES, Source
 from rosetta.summary import SyncSummary
 from rosetta.sync import sync_source
 
@@ -118,7 +118,7 @@ class Monitor:
             store = db.connect(self.store_url, autocommit=True)
             try:
                 store.execute(
-                    q("heartbeat_start"),
+                    QUERIES["heartbeat_start"],
                     {
                         "monitor_id": self.monitor_id,
                         "hostname": socket.gethostname(),
@@ -132,7 +132,7 @@ class Monitor:
                     result.summaries = list(pool.map(lambda s: self._sync_one(s, full), sources))
                 result.duration = time.perf_counter() - started
                 store.execute(
-                    q("heartbeat_finish"),
+                    QUERIES["heartbeat_finish"],
                     {
                         "monitor_id": self.monitor_id,
                         "duration": result.duration,

@@ -14,7 +14,7 @@ from rosetta.errors import InvalidInputError, NotFoundError
 from rosetta.schema.diff import Change, diff
 from rosetta.schema.model import Column, TableSchema, display_name
 from rosetta.store import repository
-from rosetta.store.repository import Conn, q
+from rosetta.store.repository import QUERIES, Conn
 
 STATUSES = ("tracked", "removed", "error", "healed", "no_select")
 
@@ -48,9 +48,9 @@ def tables_page(
         "offset": offset,
     }
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(q("tables_page"), params)
+        cur.execute(QUERIES["tables_page"], params)
         items = cur.fetchall()
-    row = conn.execute(q("tables_count"), params).fetchone()
+    row = conn.execute(QUERIES["tables_count"], params).fetchone()
     for item in items:
         item["name"] = display_name(item["schema_name"], item["table_name"])
         item["badge"] = badge(item)
@@ -69,7 +69,9 @@ def badge(item: dict[str, Any]) -> str:
 
 
 def status_counts(conn: Conn, source_id: int) -> dict[str, int]:
-    return {r[0]: int(r[1]) for r in conn.execute(q("status_counts"), {"source_id": source_id})}
+    return {
+        r[0]: int(r[1]) for r in conn.execute(QUERIES["status_counts"], {"source_id": source_id})
+    }
 
 
 def columns(schema_json: dict[str, Any] | None) -> list[Column]:
@@ -88,14 +90,14 @@ def table(conn: Conn, table_id: int) -> dict[str, Any]:
 
 def versions(conn: Conn, table_id: int) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(q("versions_list"), {"table_id": table_id})
+        cur.execute(QUERIES["versions_list"], {"table_id": table_id})
         return cur.fetchall()
 
 
 def version(conn: Conn, table_id: int, number: int) -> dict[str, Any]:
     """Version ``number`` of a table: its schema then, and the changes it brought."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(q("version_row"), {"table_id": table_id, "version": number})
+        cur.execute(QUERIES["version_row"], {"table_id": table_id, "version": number})
         row = cur.fetchone()
     if row is None:
         raise NotFoundError(f"table {table_id} has no version {number}")

@@ -24,7 +24,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from rosetta.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
-from rosetta.store.repository import Conn, q
+from rosetta.store.repository import QUERIES, Conn
 
 PREFIX = "rst_"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$")
@@ -106,7 +106,7 @@ def create_token(conn: Conn, name: str, role: Role) -> str:
     try:
         with conn.transaction():
             conn.execute(
-                q("insert_token"),
+                QUERIES["insert_token"],
                 {"name": name, "token_hash": hash_token(token), "role": Role(role).value},
             )
     except psycopg.errors.UniqueViolation:
@@ -116,14 +116,14 @@ def create_token(conn: Conn, name: str, role: Role) -> str:
 
 def _token(conn: Conn, query: str, params: dict[str, Any]) -> TokenInfo | None:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(q(query), params)
+        cur.execute(QUERIES[query], params)
         row = cur.fetchone()
     return TokenInfo.from_row(row) if row is not None else None
 
 
 def list_tokens(conn: Conn) -> list[TokenInfo]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(q("list_tokens"))
+        cur.execute(QUERIES["list_tokens"])
         rows = cur.fetchall()
     if not conn.autocommit:
         conn.rollback()
@@ -133,14 +133,14 @@ def list_tokens(conn: Conn) -> list[TokenInfo]:
 def revoke_token(conn: Conn, name: str) -> None:
     """Revoke the token named ``name``: it stops working, and its web sessions end, at once."""
     with conn.transaction():
-        revoked = conn.execute(q("revoke_token"), {"name": name}).fetchone()
+        revoked = conn.execute(QUERIES["revoke_token"], {"name": name}).fetchone()
         if revoked is None:
             if _token(conn, "token_by_name", {"name": name}) is None:
                 raise NotFoundError(
                     f"no token named {name!r}: `rosetta token list` shows the tokens"
                 )
             return
-        conn.execute(q("delete_token_sessions"), {"token_id": revoked[0]})
+        conn.execute(QUERIES["delete_token_sessions"], {"token_id": revoked[0]})
 
 
 def authenticate(conn: Conn, token: str) -> TokenInfo | None:
@@ -152,12 +152,12 @@ def authenticate(conn: Conn, token: str) -> TokenInfo | None:
         return None
     with conn.transaction():
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(q("verify_token"), {"token_hash": hash_token(token)})
+            cur.execute(QUERIES["verify_token"], {"token_hash": hash_token(token)})
             row = cur.fetchone()
         if row is None:
             return None
         if row["stale"]:
-            conn.execute(q("touch_token"), {"id": row["id"]})
+            conn.execute(QUERIES["touch_token"], {"id": row["id"]})
     return TokenInfo.from_row(row)
 
 
@@ -183,9 +183,9 @@ def start_session(conn: Conn, token_id: int, max_age: int) -> str:
     cookie: the store keeps only its hash). Expired sessions are pruned on the way."""
     session_id = secrets.token_urlsafe(24)
     with conn.transaction():
-        conn.execute(q("prune_web_sessions"))
+        conn.execute(QUERIES["prune_web_sessions"])
         conn.execute(
-            q("insert_web_session"),
+            QUERIES["insert_web_session"],
             {"session_hash": hash_token(session_id), "token_id": token_id, "max_age": max_age},
         )
     return session_id
@@ -203,4 +203,4 @@ def session_token(conn: Conn, session_id: str) -> TokenInfo | None:
 def end_session(conn: Conn, session_id: str) -> None:
     """End the web session ``session_id`` (logout): its cookie stops working at once."""
     with conn.transaction():
-        conn.execute(q("delete_web_session"), {"session_hash": hash_token(session_id)})
+        conn.execute(QUERIES["delete_web_session"], {"session_hash": hash_token(session_id)})

@@ -19,11 +19,6 @@ Conn = psycopg.Connection[Any]
 QUERIES = sqlfile.Queries("rosetta.store", "queries.sql")
 
 
-def q(name: str) -> LiteralString:
-    """The named query from ``queries.sql``: ``QUERIES[name]``, for the callers that import it."""
-    return QUERIES[name]
-
-
 @dataclass(frozen=True)
 class Source:
     id: int

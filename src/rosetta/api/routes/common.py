@@ -11,7 +11,7 @@ from rosetta.api.deps import settings as settings
 from rosetta.api.schemas import SourceOut, SyncSummaryOut
 from rosetta.catalog.reader import ConnectionParams
 from rosetta.store import repository
-from rosetta.store.repository import Conn, Source, q
+from rosetta.store.repository import QUERIES, Conn, Source
 from rosetta.summary import SyncSummary
 from rosetta.sync import connection_params
 
@@ -19,7 +19,7 @@ from rosetta.sync import connection_params
 def source_out(conn: Conn, source: Source) -> SourceOut:
     count = source.table_count
     if count is None:
-        row = conn.execute(q("source_table_count"), {"id": source.id}).fetchone()
+        row = conn.execute(QUERIES["source_table_count"], {"id": source.id}).fetchone()
         count = int(row[0]) if row else 0
     return SourceOut(
         id=source.id,
