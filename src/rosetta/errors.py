@@ -94,6 +94,14 @@ class SourceConnectionError(RosettaError):
     http_status = 502
 
 
+class PublicationMissingError(RosettaError):
+    """The source's publication does not exist: create it (CREATE PUBLICATION ...) or fix it with
+    `rosetta source update SOURCE --publication NAME`."""
+
+    exit_code = 6
+    http_status = 409
+
+
 class SecretKeyError(ConfigurationError):
     """A stored password cannot be decrypted with ROSETTA_SECRET_KEY: set the key it was stored
     with."""

@@ -18,6 +18,7 @@ def refresh(
     ] = False,
 ) -> None:
     """Sync one source now: find new tables, heal missing schemas, record changes."""
+    from rosetta.errors import PublicationMissingError
     from rosetta.store import repository
     from rosetta.sync import sync_source
 
@@ -33,11 +34,10 @@ def refresh(
     if summary.error:
         raise fail(f"sync of source {name!r} failed: {summary.error}", 5)
     if not summary.publication_exists:
-        raise fail(
+        raise PublicationMissingError(
             f"publication {src.publication_name!r} does not exist on source {name!r}: create it "
             f"(CREATE PUBLICATION ...) or fix it with `rosetta source update {name} "
-            "--publication NAME`",
-            6,
+            "--publication NAME`"
         )
     if summary.failed:
         raise typer.Exit(7)
