@@ -36,6 +36,7 @@ def test_metrics_after_cycles(
     )
     store.commit()
     webhooks.add_endpoint(store, box, shop.id, f"http://127.0.0.1:{free_port()}/", None, None)
+    store.commit()
 
     monitor = Monitor(store_url, box, interval=60)
     monitor.run_cycle()

@@ -63,6 +63,7 @@ def shop(
         "CREATE TABLE customers (id bigint PRIMARY KEY, email text)",
     )
     hook = webhooks.add_endpoint(store, box, source.id, receiver.url, None, None)
+    store.commit()
     return {
         "source_id": source.id,
         "table_id": table_id(store, "customers"),

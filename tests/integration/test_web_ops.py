@@ -195,6 +195,7 @@ def test_webhooks_tab_add_test_remove_and_delivery_log(
     dead = webhooks.add_endpoint(
         store, box, source.id, f"http://127.0.0.1:{free_port()}/", None, ["schema.changed"]
     )
+    store.commit()
     source_db.sql("ALTER TABLE orders ADD COLUMN extra int")
     sync(source)
     assert webhooks.deliver_due(store, box, timeout=5) == (2, 1)

@@ -109,6 +109,7 @@ def test_endpoints_that_do_not_speak_http_fail_alone(
     garbage = webhooks.add_endpoint(store, box, shop.id, peer(peers, GARBAGE).url, None, None)
     huge = webhooks.add_endpoint(store, box, shop.id, peer(peers, HUGE_HEADER).url, None, None)
     healthy = webhooks.add_endpoint(store, box, other.id, receiver.url, "s3cret", None)
+    store.commit()
     record(store, shop)
     record(store, other)
 
@@ -148,6 +149,7 @@ def test_a_hanging_endpoint_does_not_delay_a_healthy_one(
         store, box, shop.id, peer(peers, HTTP_OK, trickle=0.4).url, None, None
     )
     healthy = webhooks.add_endpoint(store, box, other.id, receiver.url, None, None)
+    store.commit()
     record(store, shop)  # the slow endpoints' deliveries are due first
     record(store, other, 3)
 
@@ -185,6 +187,7 @@ def test_a_redirect_is_a_failed_attempt_and_not_followed(
         f"HTTP/1.1 302 Found\r\nLocation: {receiver.url}\r\nContent-Length: 0\r\n\r\n".encode()
     )
     endpoint = webhooks.add_endpoint(store, box, shop.id, peer(peers, redirect).url, "s", None)
+    store.commit()
     record(store, shop)
     assert webhooks.deliver_due(store, box, Options(timeout=3)) == (0, 1)
     [failed] = rows(store, endpoint)
@@ -207,6 +210,7 @@ def test_refused_and_reset_connections_are_failed_attempts(
     tls = webhooks.add_endpoint(
         store, box, shop.id, peer(peers, GARBAGE).url.replace("http:", "https:"), None, None
     )
+    store.commit()
     record(store, shop)
     assert webhooks.deliver_due(store, box, Options(timeout=3)) == (0, 3)
     assert [rows(store, e)[0]["last_error"] for e in (refused, closing, tls)] == [
@@ -270,6 +274,7 @@ def test_https_goes_to_the_checked_address_and_verifies_the_url_host_name(
         untrusted = webhooks.add_endpoint(
             store, box, shop.id, f"https://localhost:{port}/hook", None, None
         )
+        store.commit()
         record(store, shop)
         assert webhooks.deliver_due(store, box, Options(timeout=3)) == (0, 1)
         [refused] = rows(store, untrusted)
@@ -278,6 +283,7 @@ def test_https_goes_to_the_checked_address_and_verifies_the_url_host_name(
             "TLS certificate not accepted: self signed certificate",  # OpenSSL 1.1
         )
         webhooks.remove_endpoint(store, untrusted["id"])
+        store.commit()
 
         monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # trusted from now on
         by_name = webhooks.add_endpoint(
@@ -286,6 +292,7 @@ def test_https_goes_to_the_checked_address_and_verifies_the_url_host_name(
         by_address = webhooks.add_endpoint(
             store, box, shop.id, f"https://127.0.0.1:{port}/hook", None, None
         )
+        store.commit()
         record(store, shop)
         assert webhooks.deliver_due(store, box, Options(timeout=3)) == (1, 1)
         assert [d["status"] for d in rows(store, by_name)] == ["delivered"]
@@ -306,11 +313,13 @@ def test_a_network_the_policy_refuses(
     only_private = netpolicy.for_webhooks("10.0.0.0/8")
     with pytest.raises(NetworkNotAllowedError) as refused:
         webhooks.add_endpoint(store, box, shop.id, receiver.url, None, None, only_private)
+        store.commit()
     assert "ROSETTA_WEBHOOK_NETWORKS" in refused.value.message
     assert webhooks.list_endpoints(store, shop.id) == []
 
     # Added while the setting allowed it; the setting changed since: each send is refused.
     endpoint = webhooks.add_endpoint(store, box, shop.id, receiver.url, None, None)
+    store.commit()
     record(store, shop)
     assert webhooks.deliver_due(store, box, Options(policy=only_private)) == (0, 1)
     [failed] = rows(store, endpoint)
@@ -330,6 +339,7 @@ def test_two_dispatchers_never_send_one_delivery_twice_nor_one_endpoint_twice_at
     try:
         first = webhooks.add_endpoint(store, box, shop.id, slow.url, None, None)
         second = webhooks.add_endpoint(store, box, other.id, quick.url, None, None)
+        store.commit()
         record(store, shop, 6)
         record(store, other, 6)
         results: list[tuple[int, int]] = []

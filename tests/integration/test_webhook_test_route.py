@@ -44,6 +44,7 @@ def shop(store: Any, source_db: Any, register: Any) -> Any:
 
 def hook(store: Any, box: SecretBox, source: Any, url: str) -> int:
     endpoint_id: int = webhooks.add_endpoint(store, box, source.id, url, "s3cret", None)["id"]
+    store.commit()
     return endpoint_id
 
 

@@ -31,6 +31,7 @@ def test_events_are_signed_and_classified(
     store: Any, box: SecretBox, shop: Any, sync: Any, source_db: Any, receiver: Receiver
 ) -> None:
     webhooks.add_endpoint(store, box, shop.id, receiver.url, SECRET, None)
+    store.commit()
     sync(shop)
     source_db.sql("ALTER TABLE orders ADD COLUMN coupon text")
     sync(shop)
@@ -80,6 +81,7 @@ def test_retried_after_a_500(
     store: Any, box: SecretBox, shop: Any, sync: Any, receiver: Receiver
 ) -> None:
     webhooks.add_endpoint(store, box, shop.id, receiver.url, None, ["table.added"])
+    store.commit()
     receiver.statuses = [500]
     sync(shop)
     assert webhooks.deliver_due(store, box, base_delay=600) == (0, 1)

@@ -38,12 +38,9 @@ def webhook_add(
         raise fail("the secret on stdin is not UTF-8 text", 2) from None
     options = webhooks.Options.from_settings(ctx.settings)
     webhooks.validate_url(url, options.policy)  # before the store: a bad URL is refused anyway
-    store = ctx.store()
-    try:
+    with ctx.unit() as store:
         src = repository.source_by_name(store, source)
         row = webhooks.add_endpoint(store, ctx.box(), src.id, url, secret, event, options.policy)
-    finally:
-        store.close()
     signed = "signed" if secret else "unsigned"
     typer.echo(
         f"Added webhook {row['id']} for {source}: {url} ({signed}; events: "
@@ -61,12 +58,9 @@ def webhook_list(
     from rosetta.store import repository
 
     ctx = context()
-    store = ctx.store()
-    try:
+    with ctx.unit() as store:
         src_id = repository.source_by_name(store, source).id if source else None
         rows = webhooks.list_endpoints(store, src_id)
-    finally:
-        store.close()
     if as_json:
         print_json(rows)
         return
@@ -87,11 +81,8 @@ def webhook_remove(endpoint_id: int) -> None:
     from rosetta import webhooks
 
     ctx = context()
-    store = ctx.store()
-    try:
+    with ctx.unit() as store:
         webhooks.remove_endpoint(store, endpoint_id)
-    finally:
-        store.close()
     typer.echo(f"Removed webhook {endpoint_id}.")
 
 
@@ -126,12 +117,9 @@ def webhook_deliveries(
     from rosetta.store import repository
 
     ctx = context()
-    store = ctx.store()
-    try:
+    with ctx.unit() as store:
         src_id = repository.source_by_name(store, source).id if source else None
         rows = webhooks.deliveries(store, source_id=src_id, endpoint_id=endpoint, limit=limit)
-    finally:
-        store.close()
     if as_json:
         print_json(rows)
         return

@@ -31,14 +31,6 @@ def params_of(request: Request, source: Source) -> ConnectionParams:
     return connection_params(source, box(request))
 
 
-def idle(conn: Conn) -> None:
-    """End the read transaction a page opened before it waits on something slow (a source, a
-    diagnosis), so no store transaction is left open meanwhile. Writes are committed by the
-    request's unit of work, not here."""
-    if not conn.autocommit:
-        conn.rollback()
-
-
 def run_sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
     """One sync of the source now (what Refresh and every publication action run)."""
     return services.sync_after(conn, source_id, box(request), limits(request))

@@ -48,7 +48,6 @@ def login(
 ) -> Response:
     info = tokens.authenticate(conn, token.strip()) if token.strip() else None
     if info is None:
-        conn.commit()
         return render(
             request, "login.html", status_code=401, next=safe_next(next_), error="Invalid token"
         )
@@ -56,7 +55,6 @@ def login(
     if previous is not None:
         tokens.end_session(conn, previous.sid)  # a new session id at each login
     sid = tokens.start_session(conn, info.id, session.SESSION_MAX_AGE)
-    conn.commit()
     response = redirect(request, safe_next(next_))
     session.save(request, response, session.Session(sid, info))
     return response
@@ -69,7 +67,6 @@ def logout(request: Request, conn: Store) -> Response:
     sess = current(request)
     if sess is not None:
         tokens.end_session(conn, sess.sid)
-        conn.commit()
     response = redirect(request, "/login", [("info", "You are logged out.")])
     session.clear(request, response)
     return response

@@ -57,7 +57,6 @@ def add_webhook(
     source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
-    common.idle(conn)
     chosen = events or []
     try:
         if not url.strip():
@@ -74,7 +73,6 @@ def add_webhook(
             _options(request).policy,
         )
     except RosettaError as exc:
-        common.idle(conn)
         return render_source(
             request,
             conn,

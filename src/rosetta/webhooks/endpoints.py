@@ -130,7 +130,6 @@ def add_endpoint(
             },
         )
         row = cur.fetchone()
-    conn.commit()
     assert row is not None
     return row
 
@@ -139,7 +138,6 @@ def list_endpoints(conn: Conn, source_id: int | None = None) -> list[dict[str, A
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(QUERIES["list_endpoints"], {"source_id": source_id})
         rows = cur.fetchall()
-    conn.rollback()
     return rows
 
 
@@ -151,7 +149,6 @@ def get_endpoint(conn: Conn, endpoint_id: int) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(QUERIES["endpoint_by_id"], {"id": endpoint_id})
         row = cur.fetchone()
-    conn.rollback()
     if row is None:
         raise _no_such(endpoint_id)
     return row
@@ -159,7 +156,6 @@ def get_endpoint(conn: Conn, endpoint_id: int) -> dict[str, Any]:
 
 def remove_endpoint(conn: Conn, endpoint_id: int) -> None:
     cur = conn.execute(QUERIES["delete_endpoint"], {"id": endpoint_id})
-    conn.commit()
     if cur.rowcount == 0:
         raise _no_such(endpoint_id)
 
@@ -177,5 +173,4 @@ def deliveries(
             {"source_id": source_id, "endpoint_id": endpoint_id, "limit": limit},
         )
         rows = cur.fetchall()
-    conn.rollback()
     return rows
