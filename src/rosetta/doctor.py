@@ -11,16 +11,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-
 from rosetta import sqlfile
 from rosetta.catalog.connection import SourceLimits, connect
 from rosetta.crypto import SecretBox
-from rosetta.errors import RosettaError, first_line
+from rosetta.errors import RosettaError, SourceConnectionError
 from rosetta.liveness import alive_window, monitor_alive
 from rosetta.schema.model import display_name
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
+from rosetta.uow import map_source_errors
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 SLOT_WAL_WARN_BYTES = 1024**3
@@ -132,7 +131,6 @@ def diagnose(
         return diag
     check_monitor(diag, store)
     sources = [source] if source else repository.list_sources(store)
-    store.rollback()
     for src in sources:
         check_source(diag, store, box, src, table, limits=limits or SourceLimits())
     return diag
@@ -162,7 +160,7 @@ def check_source(
         diag.add("connection", FAIL, exc.message, fix, who)
         return
     try:
-        with conn:
+        with map_source_errors(SourceConnectionError, "the source failed"), conn:
             diag.add(
                 "connection",
                 PASS,
@@ -182,11 +180,11 @@ def check_source(
             _check_publication(diag, who, source, pub_exists)
             _check_slot(diag, who, source, slot_exists, active, plugin, retained)
             _check_tables(diag, store, conn, source, table, username)
-    except psycopg.Error as exc:
+    except SourceConnectionError as exc:
         diag.add(
             "connection",
             FAIL,
-            f"the source failed: {first_line(exc)}",
+            exc.message,
             "check the source's logs",
             who,
         )
@@ -288,7 +286,6 @@ def _check_tables(
     diag: Diagnosis, store: Conn, conn: Any, source: Source, table: str | None, username: str
 ) -> None:
     rows = repository.list_tables(store, source.id)
-    store.rollback()
     if table is not None:
         from rosetta.errors import TableNotFoundError
 
@@ -298,7 +295,6 @@ def _check_tables(
         except TableNotFoundError:
             schema_name, _, name = table.rpartition(".")
             wanted = [(schema_name or "public", name)]
-        store.rollback()
     else:
         tracked = {(r["schema_name"], r["table_name"]) for r in rows if r["status"] != "removed"}
         published = {

@@ -108,8 +108,4 @@ def render(conn: Conn) -> bytes:
     """The metrics in Prometheus text format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(conn))
-    try:
-        return generate_latest(registry)
-    finally:
-        if not conn.autocommit:
-            conn.rollback()
+    return generate_latest(registry)

@@ -20,11 +20,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 
-from rosetta.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from rosetta.errors import ForbiddenError, InvalidInputError, NotFoundError
 from rosetta.store.repository import QUERIES, Conn
+from rosetta.uow import map_store_errors
 
 PREFIX = "rst_"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$")
@@ -103,14 +103,12 @@ def create_token(conn: Conn, name: str, role: Role) -> str:
     """Make a token named ``name`` with ``role``; returns its plaintext, which is never stored."""
     validate_name(name)
     token = PREFIX + secrets.token_urlsafe(32)
-    try:
-        with conn.transaction():
-            conn.execute(
-                QUERIES["insert_token"],
-                {"name": name, "token_hash": hash_token(token), "role": Role(role).value},
-            )
-    except psycopg.errors.UniqueViolation:
-        raise ConflictError(f"a token named {name!r} already exists: choose another name") from None
+    taken = f"a token named {name!r} already exists: choose another name"
+    with map_store_errors(conflict=taken), conn.transaction():
+        conn.execute(
+            QUERIES["insert_token"],
+            {"name": name, "token_hash": hash_token(token), "role": Role(role).value},
+        )
     return token
 
 
@@ -125,8 +123,6 @@ def list_tokens(conn: Conn) -> list[TokenInfo]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(QUERIES["list_tokens"])
         rows = cur.fetchall()
-    if not conn.autocommit:
-        conn.rollback()
     return [TokenInfo.from_row(row) for row in rows]
 
 
@@ -170,8 +166,6 @@ def verify_token(conn: Conn, token: str) -> str | None:
 def active_token(conn: Conn, token_id: int) -> TokenInfo | None:
     """The token with id ``token_id`` if it exists and is not revoked."""
     info = _token(conn, "token_by_id", {"id": token_id})
-    if not conn.autocommit:
-        conn.rollback()
     return info if info is not None and info.active else None
 
 

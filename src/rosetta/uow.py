@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from rosetta.errors import RosettaError, StoreUnavailableError, first_line
+from rosetta.errors import ConflictError, RosettaError, StoreUnavailableError, first_line
 
 Conn = psycopg.Connection[Any]
 
@@ -34,13 +34,18 @@ def map_source_errors(
 
 
 @contextmanager
-def map_store_errors() -> Iterator[None]:
+def map_store_errors(conflict: str | None = None) -> Iterator[None]:
     """Turn the driver's errors about the store into Rosetta's (one line, an exit code and an
-    HTTP status): a lost or refused connection is StoreUnavailableError."""
+    HTTP status): a lost or refused connection is StoreUnavailableError; with ``conflict``, a
+    unique violation is ``ConflictError(conflict)``."""
     try:
         yield
     except RosettaError:
         raise
+    except psycopg.errors.UniqueViolation:
+        if conflict is None:
+            raise
+        raise ConflictError(conflict) from None
     except psycopg.OperationalError as exc:
         raise StoreUnavailableError(
             f"Rosetta's store cannot be reached ({first_line(exc)}): check ROSETTA_DATABASE_URL"

@@ -112,6 +112,7 @@ def test_active_token_by_id(store: Any) -> None:
 
 def _token_id(store: Any, name: str) -> int:
     found = {t.name: t.id for t in tokens.list_tokens(store)}
+    store.rollback()  # the test owns the unit of work: end the read, as a command would
     return found[name]
 
 

@@ -58,11 +58,8 @@ def token_list(as_json: JsonOpt = False) -> None:
     from rosetta import tokens
 
     ctx = context()
-    store = ctx.store()
-    try:
+    with ctx.unit() as store:
         rows = tokens.list_tokens(store)
-    finally:
-        store.close()
     if as_json:
         print_json(
             [

@@ -11,7 +11,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from rosetta import sqlfile
-from rosetta.errors import ConflictError, SourceNotFoundError, TableNotFoundError
+from rosetta.errors import SourceNotFoundError, TableNotFoundError
+from rosetta.uow import map_store_errors
 
 Conn = psycopg.Connection[Any]
 
@@ -65,28 +66,22 @@ def _row(conn: Conn, query: LiteralString, params: dict[str, Any]) -> dict[str, 
 # --- sources -------------------------------------------------------------------------------
 
 
+def _taken(name: str) -> str:
+    return f"a source named {name!r} already exists: choose another name"
+
+
 def insert_source(conn: Conn, values: dict[str, Any]) -> Source:
     params = dict(values, connect_options=Jsonb(values.get("connect_options") or {}))
-    try:
-        with conn.transaction():
-            row = _row(conn, QUERIES["insert_source"], params)
-    except psycopg.errors.UniqueViolation:
-        raise ConflictError(
-            f"a source named {values['name']!r} already exists: choose another name"
-        ) from None
+    with map_store_errors(conflict=_taken(values["name"])), conn.transaction():
+        row = _row(conn, QUERIES["insert_source"], params)
     assert row is not None
     return Source.from_row(row)
 
 
 def update_source(conn: Conn, source_id: int, values: dict[str, Any]) -> Source:
     params = dict(values, id=source_id, connect_options=Jsonb(values.get("connect_options") or {}))
-    try:
-        with conn.transaction():
-            row = _row(conn, QUERIES["update_source"], params)
-    except psycopg.errors.UniqueViolation:
-        raise ConflictError(
-            f"a source named {values['name']!r} already exists: choose another name"
-        ) from None
+    with map_store_errors(conflict=_taken(values["name"])), conn.transaction():
+        row = _row(conn, QUERIES["update_source"], params)
     if row is None:
         raise SourceNotFoundError(f"no source with id {source_id}")
     return Source.from_row(row)
@@ -185,7 +180,4 @@ def history(conn: Conn, table_id: int) -> list[dict[str, Any]]:
 
 
 def latest_heartbeat(conn: Conn) -> dict[str, Any] | None:
-    row = _row(conn, QUERIES["latest_heartbeat"], {})
-    if not conn.autocommit:
-        conn.rollback()
-    return row
+    return _row(conn, QUERIES["latest_heartbeat"], {})
