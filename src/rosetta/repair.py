@@ -19,10 +19,12 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from rosetta import sqlfile
+from rosetta.errors import ConflictError
 from rosetta.schema.diff import INITIAL_LOAD, classify, diff
 from rosetta.schema.model import SchemaJson, TableSchema, display_name
 from rosetta.store.repository import QUERIES as STORE_QUERIES
 from rosetta.store.repository import Conn
+from rosetta.uow import map_store_errors
 
 QUERIES = sqlfile.Queries("rosetta.store", "repair.sql")
 
@@ -207,7 +209,6 @@ def plan(conn: Conn, source_id: int | None = None) -> RepairReport:
             report.tables.append(repair)
     row = conn.execute(QUERIES["has_version_constraint"]).fetchone()
     report.constraint_missing = not (row and row[0])
-    conn.rollback()
     return report
 
 
@@ -248,13 +249,12 @@ def apply_table(conn: Conn, source_id: int, repair: TableRepair) -> None:
 
 
 def add_constraint(conn: Conn, report: RepairReport) -> None:
-    import psycopg
-
+    duplicates = (
+        "duplicate versions remain in tables not repaired in this run: run "
+        "`rosetta fix-schema-versions` without --source"
+    )
     try:
-        with conn.transaction():
+        with map_store_errors(conflict=duplicates), conn.transaction():
             conn.execute(QUERIES["add_version_constraint"])
-    except psycopg.errors.UniqueViolation:
-        report.constraint_error = (
-            "duplicate versions remain in tables not repaired in this run: run "
-            "`rosetta fix-schema-versions` without --source"
-        )
+    except ConflictError as exc:
+        report.constraint_error = exc.message

@@ -16,7 +16,13 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from rosetta.errors import ConflictError, RosettaError, StoreUnavailableError, first_line
+from rosetta.errors import (
+    ConflictError,
+    RosettaError,
+    StoreNotMigratedError,
+    StoreUnavailableError,
+    first_line,
+)
 
 Conn = psycopg.Connection[Any]
 
@@ -34,10 +40,14 @@ def map_source_errors(
 
 
 @contextmanager
-def map_store_errors(conflict: str | None = None) -> Iterator[None]:
+def map_store_errors(
+    conflict: str | None = None, *, connecting: bool = False, unmigrated: bool = False
+) -> Iterator[None]:
     """Turn the driver's errors about the store into Rosetta's (one line, an exit code and an
-    HTTP status): a lost or refused connection is StoreUnavailableError; with ``conflict``, a
-    unique violation is ``ConflictError(conflict)``."""
+    HTTP status): a lost or refused connection is StoreUnavailableError (``connecting``: any
+    error of the driver, a malformed URL too); with ``conflict``, a unique violation is
+    ``ConflictError(conflict)``; with ``unmigrated``, a missing table is
+    StoreNotMigratedError."""
     try:
         yield
     except RosettaError:
@@ -46,7 +56,13 @@ def map_store_errors(conflict: str | None = None) -> Iterator[None]:
         if conflict is None:
             raise
         raise ConflictError(conflict) from None
-    except psycopg.OperationalError as exc:
+    except psycopg.errors.UndefinedTable:
+        if not unmigrated:
+            raise
+        raise StoreNotMigratedError() from None
+    except psycopg.Error as exc:
+        if not (connecting or isinstance(exc, psycopg.OperationalError)):
+            raise
         raise StoreUnavailableError(
             f"Rosetta's store cannot be reached ({first_line(exc)}): check ROSETTA_DATABASE_URL"
         ) from None

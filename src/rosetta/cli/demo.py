@@ -100,6 +100,7 @@ def _demo_database(store_url: str) -> tuple[str, str, bool]:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from rosetta.errors import SourceActionError
+    from rosetta.uow import map_source_errors
 
     parts = conninfo_to_dict(store_url)
     role_password = secrets.token_urlsafe(24)
@@ -108,7 +109,7 @@ def _demo_database(store_url: str) -> tuple[str, str, bool]:
     url = f"postgresql://{DEMO_ROLE}:{quote(role_password, safe='')}@{where}"
     admin_url = make_conninfo(store_url, dbname=DEMO_DATABASE)
     role, database = sql.Identifier(DEMO_ROLE), sql.Identifier(DEMO_DATABASE)
-    try:
+    with map_source_errors(SourceActionError, f"cannot create the demo database {DEMO_DATABASE}"):
         with psycopg.connect(store_url, autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,)
@@ -164,12 +165,6 @@ def _demo_database(store_url: str) -> tuple[str, str, bool]:
                 "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND tablename = %s",
                 (DEMO_PUBLICATION, "shipments"),
             ).fetchone()
-    except psycopg.Error as exc:
-        from rosetta.errors import first_line
-
-        raise SourceActionError(
-            f"cannot create the demo database {DEMO_DATABASE}: {first_line(exc)}"
-        ) from None
     return url, admin_url, shipments is not None
 
 
@@ -191,23 +186,18 @@ def demo(
     db.upgrade(ctx.store_url)
     demo_url, dba_url, shipments_published = _demo_database(ctx.store_url)
     box = ctx.box()
-    store = ctx.store()
-    try:
+    with ctx.unit() as store:
         demo_input = sources.SourceInput(DEMO_SOURCE, sources.parse_dsn(demo_url), DEMO_PUBLICATION)
         try:
             existing = repository.source_by_name(store, DEMO_SOURCE)
-            store.rollback()
             # The demo role's password is new at every start (and a source registered by an
             # older demo with the store's superuser moves to the demo role).
             source = sources.update_source(store, box, existing, demo_input)
         except SourceNotFoundError:
-            store.rollback()
             source = sources.add_source(store, box, demo_input)
         services.sync_after(store, source.id, box, ctx.limits())  # commits the source first
         token_name = f"demo-{secrets.token_hex(4)}"
         token = tokens.create_token(store, token_name, tokens.Role.ADMIN)
-    finally:
-        store.close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     if shipments_published:
         what = "change a table"

@@ -21,20 +21,21 @@ def fix_schema_versions(
     NULL schemas, and the missing unique constraint."""
     from rosetta import repair
     from rosetta.store import repository
+    from rosetta.uow import unit_of_work
 
     ctx = context()
     ctx.logging(to_stderr=True)
     store = ctx.store()
     try:
-        src = repository.source_by_name(store, source) if source else None
-        store.rollback()
-        report = repair.plan(store, src.id if src else None)
+        with unit_of_work(store):  # the plan: reads only
+            src = repository.source_by_name(store, source) if source else None
+            report = repair.plan(store, src.id if src else None)
+            ids = {s.name: s.id for s in repository.list_sources(store)}
         label = "Would repair" if dry_run else "Repaired"
-        ids = {s.name: s.id for s in repository.list_sources(store)}
-        store.rollback()
         for table in report.repaired:
             if not dry_run:
-                repair.apply_table(store, ids[table.source], table)
+                with unit_of_work(store):  # one table, one transaction
+                    repair.apply_table(store, ids[table.source], table)
             typer.echo(f"{label} {table.describe()}")
         heal = sorted(
             {t.source for t in report.tables if t.needs_schema or (t.changed and not t.versions)}
@@ -67,7 +68,8 @@ def fix_schema_versions(
                     "Would add the unique constraint on (table_metadata_list_id, version_schema)"
                 )
             else:
-                repair.add_constraint(store, report)
+                with unit_of_work(store):
+                    repair.add_constraint(store, report)
                 if report.constraint_error:
                     typer.echo(f"Could not add the unique constraint: {report.constraint_error}")
                 else:
@@ -95,6 +97,7 @@ def doctor(
     """Diagnose the store, the monitor, sources and tables; each problem with its fix."""
     from rosetta import doctor as doc
     from rosetta.store import db, repository
+    from rosetta.uow import unit_of_work
 
     ctx = context()
     diag = doc.Diagnosis()
@@ -107,13 +110,13 @@ def doctor(
         try:
             src = None
             if source:
-                try:
-                    db.ensure_migrated(store)
-                except RosettaError:
-                    pass  # the store check reports it
-                else:
-                    src = repository.source_by_name(store, source)  # unknown: one-line error
-                store.rollback()
+                with unit_of_work(store):
+                    try:
+                        db.ensure_migrated(store)
+                    except RosettaError:
+                        pass  # the store check reports it
+                    else:
+                        src = repository.source_by_name(store, source)  # unknown: one line
             doc.diagnose(store, ctx.box(), src, table, limits=ctx.limits(), diag=diag)
         finally:
             store.close()

@@ -8,7 +8,8 @@ from typing import Any
 
 import psycopg
 
-from rosetta.errors import StoreNotMigratedError, StoreUnavailableError, first_line
+from rosetta.errors import StoreNotMigratedError
+from rosetta.uow import map_store_errors
 
 MIGRATIONS = "rosetta.store"
 
@@ -24,14 +25,10 @@ def migration_ids() -> list[str]:
 
 def connect(url: str, *, autocommit: bool = False, check: bool = True) -> psycopg.Connection[Any]:
     """Connect to the store; with ``check``, refuse a store that is not fully migrated."""
-    try:
+    with map_store_errors(connecting=True):
         conn = psycopg.connect(
             url, autocommit=autocommit, connect_timeout=10, application_name="rosetta"
         )
-    except psycopg.Error as exc:
-        raise StoreUnavailableError(
-            f"Rosetta's store cannot be reached ({first_line(exc)}): check ROSETTA_DATABASE_URL"
-        ) from None
     if check:
         try:
             ensure_migrated(conn)
@@ -68,12 +65,8 @@ def upgrade(url: str) -> list[str]:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             backend_url = "postgresql+psycopg://" + url.removeprefix(prefix)
-    try:
+    with map_store_errors(connecting=True):
         backend = get_backend(backend_url)
-    except psycopg.Error as exc:
-        raise StoreUnavailableError(
-            f"Rosetta's store cannot be reached ({first_line(exc)}): check ROSETTA_DATABASE_URL"
-        ) from None
     migrations = read_migrations(str(_migrations_dir()))
     with backend.lock():
         pending = backend.to_apply(migrations)

@@ -21,14 +21,13 @@ from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-import psycopg
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from rosetta import tokens
-from rosetta.errors import StoreNotMigratedError
+from rosetta.uow import map_store_errors
 from rosetta.web import session
 from rosetta.web.render import current, render, secure
 
@@ -83,11 +82,8 @@ def live(request: Request, sess: session.Session) -> session.Session:
     pool = getattr(request.app.state, "pool", None)
     if pool is None:
         return sess  # the store dependency answers 503 for the page itself
-    with pool.connection() as conn:
-        try:
-            token = tokens.session_token(conn, sess.sid)
-        except psycopg.errors.UndefinedTable:
-            raise StoreNotMigratedError() from None
+    with pool.connection() as conn, map_store_errors(unmigrated=True):
+        token = tokens.session_token(conn, sess.sid)
     return replace(sess, token=token)
 
 
