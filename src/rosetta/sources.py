@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from rosetta.catalog import reader
@@ -55,12 +54,12 @@ def validate_identifier(value: str, what: str) -> str:
 
 def parse_dsn(dsn: str, password: str | None = None) -> ConnectionParams:
     """Connection parameters from a ``postgresql://`` URL or a ``key=value`` string."""
-    try:
+    with map_source_errors(
+        InvalidInputError,
+        "invalid --dsn",
+        lambda _: "give a URL such as postgresql://user@host:5432/dbname",
+    ):
         parts: dict[str, Any] = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        raise InvalidInputError(
-            "invalid --dsn: give a URL such as postgresql://user@host:5432/dbname"
-        ) from None
     host = str(parts.pop("host", "") or "")
     database = str(parts.pop("dbname", "") or "")
     username = str(parts.pop("user", "") or "")

@@ -29,6 +29,7 @@ from rosetta.errors import (
     first_line,
 )
 from rosetta.netpolicy import NetworkPolicy
+from rosetta.uow import map_source_errors
 
 MAX_TEXT_BYTES = 255
 MAX_PASSWORD_BYTES = 1000
@@ -261,7 +262,8 @@ def connect(params: ConnectionParams, limits: SourceLimits) -> psycopg.Connectio
     if address is not None:
         kwargs["hostaddr"] = address
     where = f"{params.host}:{params.port}/{params.database}"
-    try:
+    connecting = f"cannot connect to {where} as {params.username}"
+    with map_source_errors(SourceConnectionError, connecting, describe):
         conn = psycopg.connect(
             host=params.host,
             port=params.port,
@@ -272,17 +274,16 @@ def connect(params: ConnectionParams, limits: SourceLimits) -> psycopg.Connectio
             autocommit=True,
             **kwargs,
         )
-    except psycopg.Error as exc:
-        raise SourceConnectionError(
-            f"cannot connect to {where} as {params.username}: {describe(exc)}"
-        ) from None
     try:
-        conn.execute(
-            "SELECT set_config('statement_timeout', %s, false), "
-            "set_config('lock_timeout', %s, false)",
-            (_ms(limits.statement_timeout), _ms(limits.lock_timeout)),
-        )
-    except psycopg.Error as exc:
+        with map_source_errors(
+            SourceConnectionError, f"cannot set time limits on {where}", describe
+        ):
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, false), "
+                "set_config('lock_timeout', %s, false)",
+                (_ms(limits.statement_timeout), _ms(limits.lock_timeout)),
+            )
+    except BaseException:
         conn.close()
-        raise SourceConnectionError(f"cannot set time limits on {where}: {describe(exc)}") from None
+        raise
     return conn
