@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import class_row
 
@@ -24,10 +23,11 @@ from rosetta.catalog.connection import ConnectionParams, SourceLimits
 from rosetta.catalog.reader import CatalogTable, TableKey
 from rosetta.catalog.source_reader import SourceReader
 from rosetta.crypto import SecretBox
-from rosetta.errors import RosettaError, StoreUnavailableError, first_line
+from rosetta.errors import RosettaError
 from rosetta.reconcile import StoredDetails, SyncStatus, Tracked
 from rosetta.store.repository import QUERIES, Conn, Source, record_sync, set_source_flags
 from rosetta.summary import SyncSummary
+from rosetta.uow import map_store_errors
 from rosetta.webhooks import Recorder
 
 
@@ -85,7 +85,11 @@ def sync_source(
     pending = logs.after_commit(logs.for_source(source.name))
     source_reader: SourceReader | None = None
     try:
-        with pending as log, store.transaction():
+        with (
+            map_store_errors(during=f"the sync of {source.name!r}"),
+            pending as log,
+            store.transaction(),
+        ):
             store.execute(QUERIES["lock_source"], {"id": source.id})
             try:
                 source_reader = open_reader(source, box, limits or SourceLimits())
@@ -123,10 +127,6 @@ def sync_source(
             summary.unchanged = the_plan.unchanged
             summary.report(outcomes, log)
             record_sync(store, source.id, summary.status, summary.failure_text())
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailableError(
-            f"Rosetta's store failed during the sync of {source.name!r}: {first_line(exc)}"
-        ) from None
     finally:
         if source_reader is not None:
             source_reader.close()

@@ -41,13 +41,17 @@ def map_source_errors(
 
 @contextmanager
 def map_store_errors(
-    conflict: str | None = None, *, connecting: bool = False, unmigrated: bool = False
+    conflict: str | None = None,
+    *,
+    connecting: bool = False,
+    unmigrated: bool = False,
+    during: str | None = None,
 ) -> Iterator[None]:
     """Turn the driver's errors about the store into Rosetta's (one line, an exit code and an
     HTTP status): a lost or refused connection is StoreUnavailableError (``connecting``: any
-    error of the driver, a malformed URL too); with ``conflict``, a unique violation is
-    ``ConflictError(conflict)``; with ``unmigrated``, a missing table is
-    StoreNotMigratedError."""
+    error of the driver, a malformed URL too; ``during`` names what it interrupted); with
+    ``conflict``, a unique violation is ``ConflictError(conflict)``; with ``unmigrated``, a
+    missing table is StoreNotMigratedError."""
     try:
         yield
     except RosettaError:
@@ -63,6 +67,10 @@ def map_store_errors(
     except psycopg.Error as exc:
         if not (connecting or isinstance(exc, psycopg.OperationalError)):
             raise
+        if during is not None:
+            raise StoreUnavailableError(
+                f"Rosetta's store failed during {during}: {first_line(exc)}"
+            ) from None
         raise StoreUnavailableError(
             f"Rosetta's store cannot be reached ({first_line(exc)}): check ROSETTA_DATABASE_URL"
         ) from None
