@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from rosetta import sqlfile
@@ -21,7 +22,16 @@ from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
 from rosetta.uow import map_source_errors
 
-PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+
+class CheckStatus(StrEnum):
+    """How a check came out (the values are what the CLI, the API and the page show)."""
+
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+PASS, WARN, FAIL = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL
 SLOT_WAL_WARN_BYTES = 1024**3
 KINDS = {
     "r": "table",
@@ -35,7 +45,7 @@ KINDS = {
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str
+    status: CheckStatus
     detail: str
     fix: str | None = None
     subject: str = ""
@@ -49,7 +59,12 @@ class Diagnosis:
     checks: list[Check] = field(default_factory=list)
 
     def add(
-        self, name: str, status: str, detail: str, fix: str | None = None, subject: str = ""
+        self,
+        name: str,
+        status: CheckStatus,
+        detail: str,
+        fix: str | None = None,
+        subject: str = "",
     ) -> None:
         self.checks.append(Check(name, status, detail, fix if status != PASS else None, subject))
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from rosetta import doctor
 from rosetta.api.schemas import Text
-from rosetta.doctor import FAIL, PASS, WARN, Check
+from rosetta.doctor import FAIL, PASS, WARN, Check, CheckStatus
 from rosetta.web import common
 from rosetta.web.auth import PageRoute
 from rosetta.web.common import Store
@@ -35,7 +35,7 @@ class TableChecks:
     passing: list[Check] = field(default_factory=list)
 
     @property
-    def worst(self) -> str:
+    def worst(self) -> CheckStatus:
         return min((c.status for c in self.problems), key=RANK.__getitem__, default=PASS)
 
 
