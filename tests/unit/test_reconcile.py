@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
 
 from rosetta.catalog.reader import CatalogTable, TableKey
 from rosetta.reconcile import (
@@ -19,24 +18,7 @@ from rosetta.reconcile import (
 )
 from rosetta.schema.diff import DROP_COLUMN, INITIAL_LOAD, NEW_COLUMN, RENAME_COLUMN
 from rosetta.schema.model import SchemaJson
-
-
-def column(name: str, attnum: int, full_type: str = "bigint") -> dict[str, Any]:
-    return {
-        "column_name": name,
-        "data_type": full_type.split("(")[0].upper(),
-        "full_type": full_type,
-        "is_nullable": True,
-        "column_default": None,
-        "is_primary_key": False,
-        "ordinal_position": attnum,
-        "attnum": attnum,
-    }
-
-
-def columns(*cols: dict[str, Any]) -> SchemaJson:
-    return {c["column_name"]: c for c in cols}
-
+from tests.unit.schema_json import column, columns
 
 ID_NAME = columns(column("id", 1), column("name", 2, "text"))
 

@@ -16,25 +16,9 @@ from rosetta.schema.diff import (
     diff,
 )
 from rosetta.schema.model import SchemaJson, TableSchema
+from tests.unit.schema_json import column, columns
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def column(name: str, attnum: int, full_type: str = "bigint") -> dict[str, Any]:
-    return {
-        "column_name": name,
-        "data_type": full_type.split("(")[0].upper(),
-        "full_type": full_type,
-        "is_nullable": True,
-        "column_default": None,
-        "is_primary_key": False,
-        "ordinal_position": attnum,
-        "attnum": attnum,
-    }
-
-
-def columns(*cols: dict[str, Any]) -> SchemaJson:
-    return {c["column_name"]: c for c in cols}
 
 
 ID = columns(column("id", 1))
