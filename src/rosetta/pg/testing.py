@@ -134,12 +134,18 @@ class ThrowawayPostgres:
     """A PostgreSQL server for tests: initdb into a fresh temp dir, run ``postgres`` as a child
     process, and remove everything on stop.
 
+    ``bindir`` picks the PostgreSQL binaries (default: :func:`find_bindir`), e.g. one of
+    :func:`rosetta.pg.versions.source_bindirs` for another major.
+
     A server whose starter dies (even by SIGKILL) gets a fast shutdown through PR_SET_PDEATHSIG,
     and the next ``start()`` anywhere removes dirs whose owner is gone.
     """
 
-    def __init__(self, extra_settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, extra_settings: dict[str, str] | None = None, bindir: Path | None = None
+    ) -> None:
         self._extra_settings = dict(extra_settings or {})
+        self._bindir = bindir
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmpdir: Path | None = None
         self._server: PostgresServer | None = None
@@ -161,7 +167,7 @@ class ThrowawayPostgres:
         if self._server is not None:
             return self._server
         sweep_stale_dirs()
-        bindir = find_bindir()
+        bindir = self._bindir or find_bindir()
         tmpdir = make_reachable_dir(THROWAWAY_PREFIX)
         self._tmpdir = tmpdir
         try:
