@@ -113,6 +113,7 @@ def _table_params(
         "kind": table.kind,
         "replica_identity": table.replica_identity,
         "can_select": table.can_select,
+        "row_filter": table.row_filter,
     }
 
 
@@ -168,6 +169,7 @@ def _update(
 ) -> None:
     params = _table_params(source_id=None, table=table, schema=None, fingerprint=table.fingerprint)
     params.update(id=table_id, healed=False)
+    _record_row_filter_change(decision, events)
     if decision.action == Action.SKIP:
         store.execute(QUERIES["update_table"], params)
         return
@@ -195,3 +197,19 @@ def _update(
             change_type=decision.changes_type,
             changes=decision.changes,
         )
+
+
+def _record_row_filter_change(decision: Decision, events: Recorder) -> None:
+    """A new row filter changes which rows the pipeline receives, though no column changed:
+    adding or changing one can hold back rows a consumer expects (breaking), dropping one only
+    lets more through (safe)."""
+    if decision.row_filter_change is None:
+        return
+    before, after = decision.row_filter_change
+    events.record(
+        "table.row_filter_changed",
+        decision.schema_name,
+        decision.table_name,
+        level="safe" if after is None else "breaking",
+        row_filter=(before, after),
+    )

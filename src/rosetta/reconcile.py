@@ -9,7 +9,7 @@ I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -46,6 +46,7 @@ class Tracked:
     status: TableStatus
     needs_schema: bool
     oid: int | None = None
+    row_filter: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", TableStatus(self.status))
@@ -120,8 +121,11 @@ class Action(StrEnum):
     """What to write for one table.
 
     - ``add``: a new table; track it with ``INITIAL_LOAD`` v1.
-    - ``skip``: the table has no columns; only the catalog facts are kept (a new one is tracked).
-    - ``heal``: the stored schema was NULL or ``{}``; save it, and write ``version`` when set.
+    - ``skip``: the table has no columns and none were ever recorded; only the catalog facts are
+      kept (a new one is tracked). A tracked table that loses its last column is a ``version``
+      whose schema is ``{}``: it is then "without columns", not "missing a schema".
+    - ``heal``: the stored schema was NULL or ``{}`` (and not because the table's latest version
+      says it lost its columns); save it, and write ``version`` when set.
     - ``initial``: a schema but no history; write ``INITIAL_LOAD`` v1.
     - ``version``: the schema changed; write ``version`` with ``changes``.
     - ``refresh``: nothing versioned changed; update the tracking row only.
@@ -158,6 +162,7 @@ class Decision:
     changes: list[Change] = field(default_factory=list)
     rejoined: bool = False
     error: str | None = None
+    row_filter_change: tuple[str | None, str | None] | None = None
 
     @property
     def name(self) -> str:
@@ -201,6 +206,19 @@ def decide_new(table: CatalogTable) -> Decision:
 
 def decide_tracked(tracked: Tracked, table: CatalogTable, stored: StoredDetails) -> Decision:
     """A tracked table whose fingerprint moved (or any, in a full compare)."""
+    decision = _decide_columns(tracked, table, stored)
+    if decision.action == Action.FAIL or tracked.row_filter == table.row_filter:
+        return decision
+    # A schema stored before Rosetta read row filters had none recorded: the first read records
+    # the filter without calling it a change.
+    if stored.schema_table and not TableSchema.from_json(stored.schema_table).knows_carried:
+        return decision
+    if decision.action == Action.NONE:
+        decision = replace(decision, action=Action.REFRESH, new=table.schema_json())
+    return replace(decision, row_filter_change=(tracked.row_filter, table.row_filter))
+
+
+def _decide_columns(tracked: Tracked, table: CatalogTable, stored: StoredDetails) -> Decision:
     name = (tracked.schema_name, tracked.table_name)
     rejoined = tracked.status == TableStatus.REMOVED
     if table.read_error is not None:
@@ -212,9 +230,19 @@ def decide_tracked(tracked: Tracked, table: CatalogTable, stored: StoredDetails)
     # A new OID under the same name: the table was dropped and created again.
     recreated = tracked.oid is not None and tracked.oid != table.oid
     last_version, last_schema = stored.last_version, stored.last_schema
+    # The latest version recorded that the table has no columns left (not a missing schema).
+    lost_columns = last_version is not None and last_schema is not None and not last_schema
     if current.is_empty:
-        return Decision(Action.SKIP, *name, table, tracked, rejoined=rejoined)
-    if not stored.schema_table:
+        if last_version is None or lost_columns:
+            if stored.schema_table:
+                # Columns saved without a history, all gone: the schema is missing again.
+                return Decision(Action.REFRESH, *name, table, tracked, rejoined=rejoined)
+            return Decision(Action.SKIP, *name, table, tracked, rejoined=rejoined)
+        # The table lost its last column: a version whose schema is {} says so.
+        return _versioned(
+            Action.VERSION, tracked, table, last_version, last_schema, {}, rejoined, recreated
+        )
+    if not stored.schema_table and not lost_columns:
         if last_version is None:
             return Decision(
                 Action.HEAL, *name, table, tracked, 1, INITIAL_LOAD, {}, current_json, [], rejoined

@@ -31,6 +31,7 @@ class SyncSummary:
     removed: list[str] = field(default_factory=list)
     rejoined: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    row_filters_changed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     unchanged: int = 0
     publication_exists: bool = True
@@ -48,7 +49,14 @@ class SyncSummary:
 
     @property
     def wrote_anything(self) -> bool:
-        return bool(self.added or self.healed or self.changed or self.removed or self.rejoined)
+        return bool(
+            self.added
+            or self.healed
+            or self.changed
+            or self.removed
+            or self.rejoined
+            or self.row_filters_changed
+        )
 
     def failure_text(self) -> str | None:
         """The sync's error as stored on the source: the first failed table, and how many."""
@@ -93,6 +101,15 @@ def _report(summary: SyncSummary, outcome: Outcome, log: logs.Pending) -> None:
         summary.failed.append((name, outcome.error))
         log.error("Failed to fetch schema for existing table %s: %s", shown, outcome.error)
         return
+    if d.row_filter_change is not None:
+        summary.row_filters_changed.append(name)
+        before, after = d.row_filter_change
+        log.info(
+            "Row filter of table %s changed: %s -> %s",
+            shown,
+            logs.safe(before or "none"),
+            logs.safe(after or "none"),
+        )
     columns = len(d.new)
     if d.action == Action.ADD:
         summary.added.append(name)

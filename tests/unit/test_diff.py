@@ -9,14 +9,17 @@ import pytest
 
 from rosetta.schema.diff import (
     CHANGE_KINDS,
+    CHANGES_CARRIED,
     CHANGES_DEFAULT,
     CHANGES_NULLABLE,
     CHANGES_PRIMARY_KEY,
+    CHANGES_REPLICA_IDENTITY,
     CHANGES_TYPE,
     DROP_COLUMN,
     MULTIPLE_CHANGES,
     NEW_COLUMN,
     RENAME_COLUMN,
+    RENAME_TYPE,
     Change,
     classify,
     diff,
@@ -184,6 +187,9 @@ def test_every_kind_is_known() -> None:
         CHANGES_NULLABLE,
         CHANGES_DEFAULT,
         CHANGES_PRIMARY_KEY,
+        RENAME_TYPE,
+        CHANGES_CARRIED,
+        CHANGES_REPLICA_IDENTITY,
     }
 
 
@@ -200,6 +206,14 @@ def test_every_kind_is_known() -> None:
         (Change(NEW_COLUMN, "a", None, {"is_nullable": True}), "safe"),
         (Change(NEW_COLUMN, "a", None, {"is_nullable": False, "column_default": "0"}), "safe"),
         (Change(NEW_COLUMN, "a", None, {"is_nullable": False, "column_default": None}), "breaking"),
+        (Change(RENAME_TYPE, "a", "mood", "feeling"), "safe"),
+        (Change(CHANGES_REPLICA_IDENTITY, "a", False, True), "breaking"),
+        (Change(CHANGES_CARRIED, "a", True, False), "breaking"),
+        (Change(CHANGES_CARRIED, "a", False, True), "safe"),
+        # Nothing the stream does not carry can break the pipeline.
+        (Change(DROP_COLUMN, "a", {}, None, carried=False), "safe"),
+        (Change(CHANGES_TYPE, "a", "integer", "bigint", carried=False), "safe"),
+        (Change(NEW_COLUMN, "a", None, {"is_nullable": False}, carried=False), "safe"),
     ],
 )
 def test_severity_of_one_change(change: Change, expected: str) -> None:
@@ -218,6 +232,90 @@ def test_change_json_round_trip() -> None:
     raw = change.to_json()
     assert raw == {"type": CHANGES_TYPE, "column": "a", "before": "integer", "after": "bigint"}
     assert Change.from_json(raw) == change
+    hidden = Change(DROP_COLUMN, "g", {}, None, carried=False)
+    assert hidden.to_json()["carried"] is False
+    assert Change.from_json(hidden.to_json()) == hidden
+
+
+def stream(name: str, attnum: int, full_type: str = "bigint", **kw: Any) -> Column:
+    """A column as the reader records it now: with what the stream carries and flags."""
+    facts: dict[str, Any] = {
+        "type_oid": 20,
+        "carried": True,
+        "not_carried": None,
+        "in_replica_identity": False,
+    }
+    facts.update(kw)
+    return col(name, attnum, full_type, **facts)
+
+
+def test_a_renamed_type_is_a_rename_not_a_type_change() -> None:
+    old = schema(stream("m", 1, "mood", type_oid=16385))
+    new = schema(stream("m", 1, "t2.mood", type_oid=16385, data_type="T2.MOOD"))
+    changes = diff(old, new)
+    assert kinds(changes) == [RENAME_TYPE]
+    assert (changes[0].before, changes[0].after) == ("mood", "t2.mood")
+    assert severity(changes) == "safe"
+    # Another type under the same name is a type change.
+    other = schema(stream("m", 1, "t2.mood", type_oid=16999, data_type="T2.MOOD"))
+    assert kinds(diff(old, other)) == [CHANGES_TYPE]
+    # A typmod change of the same type is a type change too.
+    wide = diff(
+        schema(stream("v", 1, "character varying(20)", type_oid=1043)),
+        schema(stream("v", 1, "character varying(200)", type_oid=1043)),
+    )
+    assert kinds(wide) == [CHANGES_TYPE]
+
+
+def test_a_column_the_stream_stops_carrying_is_a_breaking_version() -> None:
+    old = schema(stream("id", 1), stream("b", 2))
+    new = schema(stream("id", 1), stream("b", 2, carried=False, not_carried="column_list"))
+    changes = diff(old, new)
+    assert kinds(changes) == [CHANGES_CARRIED]
+    assert severity(changes) == "breaking"
+    assert severity(diff(new, old)) == "safe"
+
+
+def test_changes_to_a_column_the_stream_never_carries_are_safe() -> None:
+    gen: dict[str, Any] = {"carried": False, "not_carried": "generated", "generated": "STORED"}
+    old = schema(stream("id", 1), stream("g", 2, column_default="(id * 2)", **gen))
+    new = schema(stream("id", 1))
+    changes = diff(old, new)
+    assert kinds(changes) == [DROP_COLUMN]
+    assert not changes[0].carried
+    assert severity(changes) == "safe"
+    added = diff(new, old)
+    assert kinds(added) == [NEW_COLUMN] and severity(added) == "safe"
+
+
+def test_a_schema_recorded_before_carried_was_known_gains_no_columns() -> None:
+    legacy = schema(col("id", 1), col("g", 2))
+    now = schema(
+        stream("id", 1),
+        stream("g", 2, carried=False, not_carried="generated"),
+        stream("c", 3, carried=False, not_carried="column_list"),
+    )
+    # g was recorded as carried (PostgreSQL 15 did), c was left out by the column list: neither
+    # is a change, and neither is the key flag the legacy schema never recorded.
+    assert diff(legacy, now) == []
+    # A carried column that is new is still new.
+    grown = schema(*now.columns, stream("d", 4))
+    assert kinds(diff(legacy, grown)) == [NEW_COLUMN]
+
+
+def test_a_replica_identity_change_is_its_own_kind_unless_the_key_says_it() -> None:
+    old = schema(stream("id", 1, is_primary_key=True, in_replica_identity=True), stream("b", 2))
+    full = schema(
+        stream("id", 1, is_primary_key=True, in_replica_identity=True),
+        stream("b", 2, in_replica_identity=True),
+    )
+    assert kinds(diff(old, full)) == [CHANGES_REPLICA_IDENTITY]
+    # A new primary key under REPLICA IDENTITY DEFAULT: one change, the key's.
+    keyed = schema(
+        stream("id", 1, is_primary_key=True, in_replica_identity=True),
+        stream("b", 2, is_primary_key=True, in_replica_identity=True),
+    )
+    assert kinds(diff(old, keyed)) == [CHANGES_PRIMARY_KEY]
 
 
 def test_schema_json_round_trip_and_order() -> None:

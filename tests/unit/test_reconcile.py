@@ -151,9 +151,22 @@ def test_a_table_back_in_the_publication_is_rejoined() -> None:
     assert decision.action == Action.REFRESH
 
 
-def test_a_tracked_table_whose_columns_are_gone_is_skipped() -> None:
+def test_a_tracked_table_whose_columns_are_gone_is_a_version_without_columns() -> None:
     decision = decide_one(tracked(fingerprint="f1"), table(cols={}, fingerprint="f2"), stored())
-    assert decision.action == Action.SKIP
+    assert decision.action == Action.VERSION
+    assert decision.new == {} and decision.version == 2
+    assert [c.kind for c in decision.changes] == ["DROP COLUMN", "DROP COLUMN"]
+
+
+def test_a_table_without_columns_that_gains_one_is_a_new_column_not_a_heal() -> None:
+    gone = stored({}, 2, {})
+    decision = decide_one(tracked(fingerprint="f1", needs_schema=True), table(), gone)
+    assert decision.action == Action.VERSION
+    assert decision.version == 3 and decision.changes_type == "NEW COLUMN"
+    assert {c.kind for c in decision.changes} == {"NEW COLUMN"}
+    # Still without columns: nothing to write beyond the catalog facts.
+    empty = decide_one(tracked(fingerprint="f1", needs_schema=True), table(cols={}), gone)
+    assert empty.action == Action.SKIP
 
 
 def test_a_full_compare_reads_every_table() -> None:
@@ -206,3 +219,25 @@ def test_decisions_come_new_then_compared_then_removed() -> None:
         ("a_changed", Action.REFRESH),
         ("c_gone", Action.REMOVE),
     ]
+
+
+def test_a_new_row_filter_is_reported_beside_the_columns() -> None:
+    filtered = replace(table(fingerprint="f2"), row_filter="(region = 'eu'::text)")
+    decision = decide_one(tracked(), filtered, stored(with_carried()))
+    assert decision.action == Action.REFRESH
+    assert decision.row_filter_change == (None, "(region = 'eu'::text)")
+    assert decision.new == filtered.schema_json()
+    same = decide_one(
+        replace(tracked(), row_filter="(region = 'eu'::text)"), filtered, stored(with_carried())
+    )
+    assert same.row_filter_change is None
+
+
+def test_a_row_filter_first_read_from_a_schema_stored_before_filters_is_not_a_change() -> None:
+    filtered = replace(table(fingerprint="f2"), row_filter="(region = 'eu'::text)")
+    assert decide_one(tracked(), filtered, stored()).row_filter_change is None
+
+
+def with_carried() -> SchemaJson:
+    """``ID_NAME`` as the reader stores it now, saying what the stream carries."""
+    return {name: {**col, "carried": True} for name, col in ID_NAME.items()}

@@ -24,33 +24,74 @@ SELECT
 
 -- name: publication_tables
 -- Every table the publication carries (FOR ALL TABLES, FOR TABLES IN SCHEMA, partitions as the
--- publication publishes them), one row per table, with a digest of the raw catalog facts of its
--- live columns (name, type, typmod, nullability, identity, generation, default, key, collation)
--- instead of the columns themselves: comparing digests finds the changed tables, whose columns
--- `table_columns` then reads. The digest sums a 64-bit hash per column (each hash covers the
--- column's attnum, so order counts). A publication's column list (PostgreSQL 15+) limits a
--- table to the columns it carries. pg_catalog needs no SELECT grant on the tables.
+-- publication publishes them), one row per table, with a digest of the raw catalog facts of all
+-- its live columns instead of the columns themselves: comparing digests finds the changed
+-- tables, whose columns `table_columns` then reads. The digest sums a 64-bit hash per column
+-- (each hash covers the column's attnum, so order counts) of everything Rosetta records of it:
+-- name, type (with its name and its schema's name, so renaming either is seen), typmod,
+-- nullability, identity, generation, default, collation, primary key, whether the stream
+-- carries the column and whether it flags it as key. The rules for "carried" and "key" are the
+-- ones pgoutput applies when it writes a Relation message; they are the same in
+-- `table_columns` (keep the two in step). Columns and settings that a server version lacks
+-- (column lists before 15, publish_generated_columns before 18) are read through to_jsonb, so
+-- one query serves PostgreSQL 14 to 18. pg_catalog needs no SELECT grant on the tables.
 WITH pub AS (
-    SELECT DISTINCT gpt.relid, gpt.attrs::int2[] AS attrs
+    SELECT p.oid, p.puballtables, to_jsonb(p) ->> 'pubgencols' AS gencols
     FROM pg_catalog.pg_publication p
-    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
     WHERE p.pubname = %(publication)s
+),
+members AS (
+    SELECT DISTINCT ON (gpt.relid)
+        gpt.relid,
+        pub.gencols,
+        -- The publication's own column list for the relation it publishes (PostgreSQL 15+).
+        CASE WHEN NOT pub.puballtables
+             THEN pg_catalog.string_to_array(
+                     pg_catalog.btrim(to_jsonb(pr) ->> 'prattrs', '[]'), ',')::int2[]
+        END AS listed
+    FROM pub
+    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(%(publication)s::text) AS gpt
+    LEFT JOIN pg_catalog.pg_publication_rel pr
+        ON pr.prpubid = pub.oid AND pr.prrelid = gpt.relid
 ),
 cols AS (
     SELECT
         a.attrelid,
-        count(*) FILTER (WHERE pub.attrs IS NULL OR a.attnum = ANY (pub.attrs)) AS column_count,
+        count(*) AS column_count,
         sum(pg_catalog.hashtextextended(concat_ws(',',
             a.attnum, length(a.attname), a.attname, a.atttypid, a.atttypmod, a.attnotnull,
-            a.attidentity::text, a.attgenerated::text, a.attcollation, t.typname, t.typnamespace,
-            COALESCE(a.attnum = ANY (pk.conkey), false), COALESCE(d.adbin::text, '-')
-        ), 0)) FILTER (WHERE pub.attrs IS NULL OR a.attnum = ANY (pub.attrs)) AS digest
-    FROM pub
+            a.attidentity::text, a.attgenerated::text, a.attcollation,
+            t.typname, length(tn.nspname), tn.nspname,
+            COALESCE(a.attnum = ANY (pk.conkey), false), COALESCE(d.adbin::text, '-'),
+            CASE
+                WHEN m.listed IS NOT NULL THEN a.attnum = ANY (m.listed)
+                WHEN a.attgenerated = '' THEN true
+                ELSE a.attgenerated = 's' AND m.gencols IS NOT DISTINCT FROM 's'
+            END,
+            CASE c.relreplident
+                WHEN 'f' THEN true
+                WHEN 'n' THEN false
+                ELSE COALESCE(a.attnum = ANY (ri.keycols), false)
+            END
+        ), 0)) AS digest
+    FROM members m
+    JOIN pg_catalog.pg_class c ON c.oid = m.relid
     JOIN pg_catalog.pg_attribute a
-        ON a.attrelid = pub.relid AND a.attnum > 0 AND NOT a.attisdropped
+        ON a.attrelid = m.relid AND a.attnum > 0 AND NOT a.attisdropped
     JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = a.attrelid AND pk.contype = 'p'
+    LEFT JOIN LATERAL (
+        -- The index the stream's key flags come from: the primary key for REPLICA IDENTITY
+        -- DEFAULT (not a deferrable one), the chosen index for USING INDEX.
+        SELECT i.indkey::int2[] AS keycols
+        FROM pg_catalog.pg_index i
+        WHERE i.indrelid = c.oid AND i.indimmediate
+          AND ((c.relreplident = 'd' AND i.indisprimary AND (i.indisvalid OR c.relkind = 'p'))
+               OR (c.relreplident = 'i' AND i.indisreplident AND i.indisvalid))
+        LIMIT 1
+    ) ri ON true
     GROUP BY a.attrelid
 )
 SELECT
@@ -62,66 +103,67 @@ SELECT
     pg_catalog.has_table_privilege(c.oid, 'SELECT') AS can_select,
     COALESCE(cols.column_count, 0) AS column_count,
     COALESCE(cols.digest::text, '') AS digest
-FROM pub
-JOIN pg_catalog.pg_class c ON c.oid = pub.relid
+FROM members m
+JOIN pg_catalog.pg_class c ON c.oid = m.relid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN cols ON cols.attrelid = c.oid
 
--- name: publication_tables_pre15
--- `publication_tables` for servers before PostgreSQL 15, which have no publication column lists:
--- a publication carries every column of its tables.
-WITH pub AS (
-    SELECT DISTINCT gpt.relid, NULL::int2[] AS attrs
-    FROM pg_catalog.pg_publication p
-    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
-    WHERE p.pubname = %(publication)s
-),
-cols AS (
-    SELECT
-        a.attrelid,
-        count(*) FILTER (WHERE pub.attrs IS NULL OR a.attnum = ANY (pub.attrs)) AS column_count,
-        sum(pg_catalog.hashtextextended(concat_ws(',',
-            a.attnum, length(a.attname), a.attname, a.atttypid, a.atttypmod, a.attnotnull,
-            a.attidentity::text, a.attgenerated::text, a.attcollation, t.typname, t.typnamespace,
-            COALESCE(a.attnum = ANY (pk.conkey), false), COALESCE(d.adbin::text, '-')
-        ), 0)) FILTER (WHERE pub.attrs IS NULL OR a.attnum = ANY (pub.attrs)) AS digest
-    FROM pub
-    JOIN pg_catalog.pg_attribute a
-        ON a.attrelid = pub.relid AND a.attnum > 0 AND NOT a.attisdropped
-    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = a.attrelid AND pk.contype = 'p'
-    GROUP BY a.attrelid
-)
-SELECT
-    n.nspname::text AS schema_name,
-    c.relname::text AS table_name,
-    c.oid::bigint AS table_oid,
-    c.relkind::text AS kind,
-    c.relreplident::text AS replica_identity,
-    pg_catalog.has_table_privilege(c.oid, 'SELECT') AS can_select,
-    COALESCE(cols.column_count, 0) AS column_count,
-    COALESCE(cols.digest::text, '') AS digest
-FROM pub
-JOIN pg_catalog.pg_class c ON c.oid = pub.relid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN cols ON cols.attrelid = c.oid
+-- name: row_filters
+-- The row filter (WHERE clause, PostgreSQL 15+) of each table of the publication that has one,
+-- as pgoutput applies it: a table the publication also carries through FOR ALL TABLES or FOR
+-- TABLES IN SCHEMA is not filtered.
+SELECT pr.prrelid::bigint AS table_oid, pg_catalog.pg_get_expr(pr.prqual, pr.prrelid) AS row_filter
+FROM pg_catalog.pg_publication p
+JOIN pg_catalog.pg_publication_rel pr ON pr.prpubid = p.oid
+JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
+WHERE p.pubname = %(publication)s
+  AND pr.prqual IS NOT NULL
+  AND NOT p.puballtables
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_catalog.pg_publication_namespace pn
+      WHERE pn.pnpubid = p.oid AND pn.pnnspid = c.relnamespace
+  )
 
 -- name: table_columns
--- The live columns the publication carries of each table in %(oids)s, as a JSON object keyed by
--- column name, in attnum order: what Rosetta stores as a table's schema.
+-- Every live column of each table in %(oids)s, as a JSON object keyed by column name, in attnum
+-- order: what Rosetta stores as a table's schema. `carried` says whether the replication stream
+-- carries the column and `not_carried` why not ('generated': a generated column the publication
+-- does not publish; 'virtual': a virtual generated column, never published; 'column_list':
+-- outside the publication's column list); `in_replica_identity` is the key flag the stream
+-- sets on it. The rules are `publication_tables`' (keep the two in step).
 WITH pub AS (
-    SELECT gpt.relid, gpt.attrs::int2[] AS attrs
+    SELECT p.oid, p.puballtables, to_jsonb(p) ->> 'pubgencols' AS gencols
     FROM pg_catalog.pg_publication p
-    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
     WHERE p.pubname = %(publication)s
+),
+members AS (
+    SELECT DISTINCT ON (gpt.relid)
+        gpt.relid,
+        pub.gencols,
+        CASE WHEN NOT pub.puballtables
+             THEN pg_catalog.string_to_array(
+                     pg_catalog.btrim(to_jsonb(pr) ->> 'prattrs', '[]'), ',')::int2[]
+        END AS listed
+    FROM pub
+    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(%(publication)s::text) AS gpt
+    LEFT JOIN pg_catalog.pg_publication_rel pr
+        ON pr.prpubid = pub.oid AND pr.prrelid = gpt.relid
+    WHERE gpt.relid = ANY (%(oids)s::oid[])
 )
 SELECT
     c.oid::bigint AS table_oid,
     COALESCE(cols.columns::text, '{}') AS columns
-FROM pub
-JOIN pg_catalog.pg_class c ON c.oid = pub.relid
+FROM members m
+JOIN pg_catalog.pg_class c ON c.oid = m.relid
 LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
+LEFT JOIN LATERAL (
+    SELECT i.indkey::int2[] AS keycols
+    FROM pg_catalog.pg_index i
+    WHERE i.indrelid = c.oid AND i.indimmediate
+      AND ((c.relreplident = 'd' AND i.indisprimary AND (i.indisvalid OR c.relkind = 'p'))
+           OR (c.relreplident = 'i' AND i.indisreplident AND i.indisvalid))
+    LIMIT 1
+) ri ON true
 LEFT JOIN LATERAL (
     SELECT json_object_agg(
         a.attname,
@@ -129,6 +171,7 @@ LEFT JOIN LATERAL (
             'column_name', a.attname,
             'data_type', upper(pg_catalog.format_type(a.atttypid, NULL)),
             'full_type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+            'type_oid', a.atttypid::bigint,
             'is_nullable', NOT a.attnotnull,
             'column_default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
             'is_primary_key', COALESCE(a.attnum = ANY (pk.conkey), false),
@@ -150,76 +193,37 @@ LEFT JOIN LATERAL (
                 WHEN a.atttypid IN (1042, 1043) AND a.atttypmod >= 4 THEN a.atttypmod - 4
             END,
             'identity', CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END,
-            'generated', CASE a.attgenerated WHEN 's' THEN 'STORED' END
+            'generated', CASE a.attgenerated WHEN 's' THEN 'STORED' WHEN 'v' THEN 'VIRTUAL' END,
+            'carried', a.carried,
+            'not_carried', CASE
+                WHEN a.carried THEN NULL
+                WHEN a.attgenerated = 'v' THEN 'virtual'
+                WHEN a.attgenerated = 's' AND m.gencols IS NULL THEN 'generated'
+                WHEN m.listed IS NOT NULL THEN 'column_list'
+                ELSE 'generated'
+            END,
+            'in_replica_identity', CASE c.relreplident
+                WHEN 'f' THEN true
+                WHEN 'n' THEN false
+                ELSE COALESCE(a.attnum = ANY (ri.keycols), false)
+            END
         )
         ORDER BY a.attnum
     ) AS columns
     FROM (
-        SELECT att.*, row_number() OVER (ORDER BY att.attnum) AS ordinal_position
+        SELECT
+            att.*,
+            row_number() OVER (ORDER BY att.attnum) AS ordinal_position,
+            CASE
+                WHEN m.listed IS NOT NULL THEN att.attnum = ANY (m.listed)
+                WHEN att.attgenerated = '' THEN true
+                ELSE att.attgenerated = 's' AND m.gencols IS NOT DISTINCT FROM 's'
+            END AS carried
         FROM pg_catalog.pg_attribute att
         WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped
-          AND (pub.attrs IS NULL OR att.attnum = ANY (pub.attrs))
     ) a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 ) cols ON true
-WHERE c.oid = ANY (%(oids)s::oid[])
-
--- name: table_columns_pre15
--- `table_columns` for servers before PostgreSQL 15, which have no publication column lists:
--- a publication carries every column of its tables.
-WITH pub AS (
-    SELECT gpt.relid, NULL::int2[] AS attrs
-    FROM pg_catalog.pg_publication p
-    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
-    WHERE p.pubname = %(publication)s
-)
-SELECT
-    c.oid::bigint AS table_oid,
-    COALESCE(cols.columns::text, '{}') AS columns
-FROM pub
-JOIN pg_catalog.pg_class c ON c.oid = pub.relid
-LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
-LEFT JOIN LATERAL (
-    SELECT json_object_agg(
-        a.attname,
-        json_build_object(
-            'column_name', a.attname,
-            'data_type', upper(pg_catalog.format_type(a.atttypid, NULL)),
-            'full_type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-            'is_nullable', NOT a.attnotnull,
-            'column_default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
-            'is_primary_key', COALESCE(a.attnum = ANY (pk.conkey), false),
-            'ordinal_position', a.ordinal_position,
-            'attnum', a.attnum,
-            'numeric_precision', CASE
-                WHEN a.atttypid = 1700 AND a.atttypmod >= 4 THEN ((a.atttypmod - 4) >> 16) & 65535
-                WHEN a.atttypid = 21 THEN 16
-                WHEN a.atttypid = 23 THEN 32
-                WHEN a.atttypid = 20 THEN 64
-                WHEN a.atttypid = 700 THEN 24
-                WHEN a.atttypid = 701 THEN 53
-            END,
-            'numeric_scale', CASE
-                WHEN a.atttypid = 1700 AND a.atttypmod >= 4 THEN (a.atttypmod - 4) & 65535
-                WHEN a.atttypid IN (20, 21, 23) THEN 0
-            END,
-            'character_maximum_length', CASE
-                WHEN a.atttypid IN (1042, 1043) AND a.atttypmod >= 4 THEN a.atttypmod - 4
-            END,
-            'identity', CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END,
-            'generated', CASE a.attgenerated WHEN 's' THEN 'STORED' END
-        )
-        ORDER BY a.attnum
-    ) AS columns
-    FROM (
-        SELECT att.*, row_number() OVER (ORDER BY att.attnum) AS ordinal_position
-        FROM pg_catalog.pg_attribute att
-        WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped
-          AND (pub.attrs IS NULL OR att.attnum = ANY (pub.attrs))
-    ) a
-    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-) cols ON true
-WHERE c.oid = ANY (%(oids)s::oid[])
 
 -- name: available_tables
 -- Ordinary and partitioned tables of the source that the publication does not carry.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from typing import Any, LiteralString
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -36,6 +36,7 @@ class CatalogTable:
     fingerprint: str
     columns_text: str | None = None
     read_error: str | None = None
+    row_filter: str | None = None
 
     @property
     def key(self) -> TableKey:
@@ -62,11 +63,18 @@ class CatalogSnapshot:
 
 
 def fingerprint(
-    oid: int, kind: str, replica_identity: str, can_select: bool, column_digest: str
+    oid: int,
+    kind: str,
+    replica_identity: str,
+    can_select: bool,
+    column_digest: str,
+    row_filter: str | None = None,
 ) -> str:
     """A hash of everything Rosetta records about a table, to skip unchanged ones cheaply."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{oid}|{kind}|{replica_identity}|{can_select}|{column_digest}".encode())
+    if row_filter is not None:
+        digest.update(b"|where|" + row_filter.encode())
     return digest.hexdigest()
 
 
@@ -83,26 +91,30 @@ def read_state(
     )
 
 
-def _for_server(conn: psycopg.Connection[Any], name: str) -> LiteralString:
-    """A catalog query for the source's server version: column lists came with PostgreSQL 15,
-    so older servers run the ``_pre15`` twin of the query."""
-    return QUERIES[name if conn.info.server_version >= 150000 else f"{name}_pre15"]
+def has_row_filters(conn: psycopg.Connection[Any]) -> bool:
+    """Publication row filters (and column lists) came with PostgreSQL 15."""
+    return conn.info.server_version >= 150000
 
 
 def read_publication(
     conn: psycopg.Connection[Any], publication: str, slot: str | None, *, columns: bool = True
 ) -> CatalogSnapshot:
-    """Every table of ``publication``: its state and each table's fingerprint in one round trip,
-    and, with ``columns``, every table's columns (a second one)."""
+    """Every table of ``publication``: its state, each table's fingerprint and row filter in one
+    round trip, and, with ``columns``, every table's columns (a second one)."""
     params = {"publication": publication, "slot": slot}
     with conn.pipeline():
         conn.execute(QUERIES["stable_output"])
         state_cur = conn.execute(QUERIES["source_state"], params)
-        tables_cur = conn.execute(_for_server(conn, "publication_tables"), params)
+        tables_cur = conn.execute(QUERIES["publication_tables"], params)
+        filters_cur = (
+            conn.execute(QUERIES["row_filters"], params) if has_row_filters(conn) else None
+        )
     state = state_cur.fetchone()
     assert state is not None
+    filters: dict[int, str] = dict(filters_cur.fetchall()) if filters_cur is not None else {}
     tables: dict[TableKey, CatalogTable] = {}
     for schema_name, table_name, oid, kind, ident, can_select, count, digest in tables_cur:
+        row_filter = filters.get(oid)
         table = CatalogTable(
             schema_name,
             table_name,
@@ -111,7 +123,8 @@ def read_publication(
             ident,
             can_select,
             count,
-            fingerprint(oid, kind, ident, can_select, digest),
+            fingerprint(oid, kind, ident, can_select, digest, row_filter),
+            row_filter=row_filter,
         )
         tables[table.key] = table
     snapshot = CatalogSnapshot(bool(state[0]), bool(state[1]), str(state[2]), tables)
@@ -128,6 +141,6 @@ def read_columns(
     if not tables:
         return []
     params = {"publication": publication, "oids": [t.oid for t in tables]}
-    found = dict(conn.execute(_for_server(conn, "table_columns"), params).fetchall())
+    found = dict(conn.execute(QUERIES["table_columns"], params).fetchall())
     # A table dropped between the two reads has no row: it reads as having no columns.
     return [replace(t, columns_text=found.get(t.oid, "{}")) for t in tables]

@@ -15,6 +15,9 @@ RENAME_COLUMN = "RENAME COLUMN"
 CHANGES_NULLABLE = "CHANGES NULLABLE"
 CHANGES_DEFAULT = "CHANGES DEFAULT"
 CHANGES_PRIMARY_KEY = "CHANGES PRIMARY KEY"
+RENAME_TYPE = "RENAME TYPE"
+CHANGES_CARRIED = "CHANGES CARRIED"
+CHANGES_REPLICA_IDENTITY = "CHANGES REPLICA IDENTITY"
 MULTIPLE_CHANGES = "MULTIPLE CHANGES"
 
 CHANGE_KINDS = (
@@ -25,23 +28,40 @@ CHANGE_KINDS = (
     CHANGES_NULLABLE,
     CHANGES_DEFAULT,
     CHANGES_PRIMARY_KEY,
+    RENAME_TYPE,
+    CHANGES_CARRIED,
+    CHANGES_REPLICA_IDENTITY,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """One change to one column. ``before``/``after`` are the changed property's values (the
-    whole column for added and dropped ones)."""
+    whole column for added and dropped ones). ``carried``: whether the replication stream
+    carries the column before or after the change; a change to a column it carries neither
+    before nor after never reaches the pipeline."""
 
     kind: str
     column: str
     before: Any
     after: Any
+    carried: bool = True
 
     @property
     def breaking(self) -> bool:
         """Would a downstream consumer of the table break (or silently lose data)?"""
-        if self.kind in (DROP_COLUMN, CHANGES_TYPE, CHANGES_PRIMARY_KEY, RENAME_COLUMN):
+        if self.kind == CHANGES_CARRIED:
+            # The stream stops carrying the column: its data no longer arrives.
+            return self.before is True and self.after is False
+        if not self.carried:
+            return False
+        if self.kind in (
+            DROP_COLUMN,
+            CHANGES_TYPE,
+            CHANGES_PRIMARY_KEY,
+            RENAME_COLUMN,
+            CHANGES_REPLICA_IDENTITY,
+        ):
             return True
         if self.kind == CHANGES_NULLABLE:
             return self.before is True and self.after is False
@@ -51,16 +71,27 @@ class Change:
         return False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The change as stored and sent; ``"carried": false`` marks a change to a column the
+        stream does not carry (absent, the column is carried)."""
+        raw: dict[str, Any] = {
             "type": self.kind,
             "column": self.column,
             "before": self.before,
             "after": self.after,
         }
+        if not self.carried:
+            raw["carried"] = False
+        return raw
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Change:
-        return cls(raw["type"], raw["column"], raw.get("before"), raw.get("after"))
+        return cls(
+            raw["type"],
+            raw["column"],
+            raw.get("before"),
+            raw.get("after"),
+            raw.get("carried", True) is not False,
+        )
 
 
 def _pairs(
@@ -96,44 +127,68 @@ def diff(old: TableSchema, new: TableSchema, *, by_name: bool = False) -> list[C
 
     Columns are matched by attnum (so a rename is a rename); ``by_name`` matches them by name,
     for a table that was dropped and created again (its attnums mean nothing across the two).
+    A property that one side does not record (a schema stored before Rosetta read it) is not
+    compared.
     """
     matched, dropped, added = _pairs(old, new, by_name)
     changes: list[Change] = []
     for before, after in matched:
-        name = after.column_name
-        if before.column_name != after.column_name:
-            changes.append(Change(RENAME_COLUMN, name, before.column_name, after.column_name))
-        if _type_of(before) != _type_of(after):
-            changes.append(Change(CHANGES_TYPE, name, _type_of(before), _type_of(after)))
-        if before.is_nullable != after.is_nullable:
-            changes.append(Change(CHANGES_NULLABLE, name, before.is_nullable, after.is_nullable))
-        if (before.column_default, before.identity, before.generated) != (
-            after.column_default,
-            after.identity,
-            after.generated,
-        ):
-            changes.append(
-                Change(
-                    CHANGES_DEFAULT,
-                    name,
-                    _default_repr(before),
-                    _default_repr(after),
-                )
-            )
-        if before.is_primary_key != after.is_primary_key:
-            changes.append(
-                Change(CHANGES_PRIMARY_KEY, name, before.is_primary_key, after.is_primary_key)
-            )
+        changes.extend(_column_changes(before, after))
     for col in dropped:
-        changes.append(Change(DROP_COLUMN, col.column_name, col.to_json(), None))
+        changes.append(Change(DROP_COLUMN, col.column_name, col.to_json(), None, col.is_carried))
+    # A schema stored before Rosetta knew what the stream carries lists only carried columns:
+    # the others were there all along, not added.
+    known = old.knows_carried
     for col in added:
-        changes.append(Change(NEW_COLUMN, col.column_name, None, col.to_json()))
+        if known or col.is_carried:
+            changes.append(Change(NEW_COLUMN, col.column_name, None, col.to_json(), col.is_carried))
+    return changes
+
+
+def _column_changes(before: Column, after: Column) -> list[Change]:
+    name = after.column_name
+    carried = before.is_carried or after.is_carried
+    changes: list[Change] = []
+
+    def change(kind: str, old: Any, new: Any) -> None:
+        changes.append(Change(kind, name, old, new, carried))
+
+    if before.column_name != after.column_name:
+        change(RENAME_COLUMN, before.column_name, after.column_name)
+    if _type_of(before) != _type_of(after):
+        renamed = (
+            before.type_oid is not None
+            and before.type_oid == after.type_oid
+            and before.data_type != after.data_type
+        )
+        change(RENAME_TYPE if renamed else CHANGES_TYPE, _type_of(before), _type_of(after))
+    if before.is_nullable != after.is_nullable:
+        change(CHANGES_NULLABLE, before.is_nullable, after.is_nullable)
+    if (before.column_default, before.identity, before.generated) != (
+        after.column_default,
+        after.identity,
+        after.generated,
+    ):
+        change(CHANGES_DEFAULT, _default_repr(before), _default_repr(after))
+    if before.is_primary_key != after.is_primary_key:
+        change(CHANGES_PRIMARY_KEY, before.is_primary_key, after.is_primary_key)
+    if (
+        before.in_replica_identity is not None
+        and after.in_replica_identity is not None
+        and before.in_replica_identity != after.in_replica_identity
+        # The primary key is the replica identity by default: its change says it already.
+        and (before.in_replica_identity, after.in_replica_identity)
+        != (before.is_primary_key, after.is_primary_key)
+    ):
+        change(CHANGES_REPLICA_IDENTITY, before.in_replica_identity, after.in_replica_identity)
+    if before.carried is not None and after.carried is not None and before.carried != after.carried:
+        change(CHANGES_CARRIED, before.carried, after.carried)
     return changes
 
 
 def _default_repr(col: Column) -> str | None:
     if col.generated:
-        return f"GENERATED ALWAYS AS ({col.column_default}) STORED"
+        return f"GENERATED ALWAYS AS ({col.column_default}) {col.generated}"
     if col.identity:
         return f"GENERATED {col.identity} AS IDENTITY"
     return col.column_default

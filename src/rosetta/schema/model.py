@@ -3,6 +3,12 @@
 A stored schema is a JSON object keyed by column name; each value describes one column. Columns
 are identified by ``attnum`` (a rename keeps it), falling back to the name for schemas written
 without one.
+
+Every live column of the table is recorded. ``carried`` says whether the replication stream
+(pgoutput's Relation message) carries it, ``not_carried`` why not (``generated``, ``virtual``,
+``column_list``), and ``in_replica_identity`` whether the stream flags it as part of the key.
+Schemas recorded before Rosetta read these hold none of them (``None``): such a schema lists
+only the columns the publication's column list kept, and nothing in it is compared on them.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ class Column:
     character_maximum_length: int | None = None
     identity: str | None = None
     generated: str | None = None
+    type_oid: int | None = None
+    carried: bool | None = None
+    not_carried: str | None = None
+    in_replica_identity: bool | None = None
 
     @classmethod
     def from_json(cls, name: str, raw: Mapping[str, Any]) -> Column:
@@ -52,6 +62,10 @@ class Column:
             character_maximum_length=raw.get("character_maximum_length"),
             identity=raw.get("identity"),
             generated=raw.get("generated"),
+            type_oid=raw.get("type_oid"),
+            carried=raw.get("carried"),
+            not_carried=raw.get("not_carried"),
+            in_replica_identity=raw.get("in_replica_identity"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -69,7 +83,17 @@ class Column:
             "character_maximum_length": self.character_maximum_length,
             "identity": self.identity,
             "generated": self.generated,
+            "type_oid": self.type_oid,
+            "carried": self.carried,
+            "not_carried": self.not_carried,
+            "in_replica_identity": self.in_replica_identity,
         }
+
+    @property
+    def is_carried(self) -> bool:
+        """Whether the stream carries the column (a schema recorded before Rosetta knew lists
+        only carried columns)."""
+        return self.carried is not False
 
 
 def _legacy_full_type(data_type: str, raw: Mapping[str, Any]) -> str:
@@ -111,6 +135,16 @@ class TableSchema:
     @property
     def is_empty(self) -> bool:
         return not self.columns
+
+    @property
+    def knows_carried(self) -> bool:
+        """Whether this schema says which columns the stream carries (see the module's doc)."""
+        return not self.columns or any(c.carried is not None for c in self.columns)
+
+    @property
+    def carried(self) -> tuple[Column, ...]:
+        """The columns the replication stream carries, in order."""
+        return tuple(c for c in self.columns if c.is_carried)
 
 
 def display_name(schema_name: str, table_name: str) -> str:

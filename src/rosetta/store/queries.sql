@@ -63,7 +63,7 @@ SELECT id, schema_name, table_name, catalog_fingerprint AS fingerprint, status,
             WHEN pg_column_size(schema_table) > 64 THEN false
             ELSE schema_table = '{}'::jsonb
        END AS needs_schema,
-       table_oid AS oid
+       table_oid AS oid, row_filter
 FROM table_metadata_list
 WHERE source_id = %(source_id)s
 
@@ -83,9 +83,9 @@ WHERE t.id = ANY (%(ids)s)
 -- name: insert_table
 INSERT INTO table_metadata_list (source_id, schema_name, table_name, schema_table,
                                  catalog_fingerprint, table_oid, table_kind, replica_identity,
-                                 has_select_privilege)
+                                 has_select_privilege, row_filter)
 VALUES (%(source_id)s, %(schema_name)s, %(table_name)s, %(schema_table)s, %(fingerprint)s,
-        %(oid)s, %(kind)s, %(replica_identity)s, %(can_select)s)
+        %(oid)s, %(kind)s, %(replica_identity)s, %(can_select)s, %(row_filter)s)
 RETURNING id
 
 -- name: update_table
@@ -94,7 +94,7 @@ UPDATE table_metadata_list
 SET schema_table = COALESCE(%(schema_table)s, schema_table),
     catalog_fingerprint = %(fingerprint)s,
     table_oid = %(oid)s, table_kind = %(kind)s, replica_identity = %(replica_identity)s,
-    has_select_privilege = %(can_select)s,
+    has_select_privilege = %(can_select)s, row_filter = %(row_filter)s,
     status = 'tracked', last_error = NULL, removed_at = NULL,
     healed_at = CASE WHEN %(healed)s THEN now() ELSE healed_at END,
     updated_at = now()

@@ -19,7 +19,13 @@ from rosetta.errors import InvalidInputError, NotFoundError
 from rosetta.netpolicy import NetworkPolicy
 from rosetta.store.repository import Conn
 
-EVENTS = ("schema.changed", "table.added", "table.removed", "table.healed")
+EVENTS = (
+    "schema.changed",
+    "table.added",
+    "table.removed",
+    "table.healed",
+    "table.row_filter_changed",
+)
 SCHEMES = {"http": 80, "https": 443}
 MAX_URL_LENGTH = 2000
 MAX_SECRET_BYTES = 1000

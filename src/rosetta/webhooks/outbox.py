@@ -54,12 +54,13 @@ class Recorder:
         change_type: str | None = None,
         changes: list[Change] | None = None,
         level: str | None = None,
+        row_filter: tuple[str | None, str | None] | None = None,
     ) -> None:
         targets = [eid for eid, events in self.endpoints if event in events]
         if not targets:
             return
         qualified = display_name(schema_name, table_name)
-        payload = {
+        payload: dict[str, Any] = {
             "event": event,
             "source": self.source_name,
             "table": {"schema": schema_name, "name": table_name, "qualified": qualified},
@@ -69,6 +70,8 @@ class Recorder:
             "changes": [c.to_json() for c in changes or []],
             "occurred_at": datetime.now(UTC).isoformat(),
         }
+        if row_filter is not None:
+            payload["row_filter"] = {"before": row_filter[0], "after": row_filter[1]}
         row = self.conn.execute(
             QUERIES["insert_event"],
             {
