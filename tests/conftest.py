@@ -3,6 +3,11 @@
 One throwaway server per test process (pytest-xdist worker) holds every test's databases: the
 store of each test is copied from a migrated template (``CREATE DATABASE ... TEMPLATE``), and each
 test's source database is made fresh.
+
+Sources can be any supported PostgreSQL major: ``pg_of(major)`` starts one server per major per
+test process when first asked, ``versioned_source_db`` gives a source database on each, and a
+module marked ``pytestmark = pytest.mark.pg_matrix`` runs its ``source_db`` tests (and so
+``register`` and ``sync``) once per major. The store always stays on ``pg``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +32,7 @@ from psycopg import sql
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import PostgresServer
 from rosetta.pg.testing import ThrowawayPostgres
+from rosetta.pg.versions import INSTALL_HINT, SUPPORTED_MAJORS, source_bindirs
 from rosetta.store import db
 
 TEST_KEY = "test-secret-key-for-rosetta-tests"
@@ -77,6 +83,35 @@ def box() -> SecretBox:
     return SecretBox(TEST_KEY)
 
 
+def _major(server: PostgresServer) -> int:
+    with psycopg.connect(server.url()) as conn:
+        return conn.info.server_version // 10000
+
+
+@pytest.fixture(scope="session")
+def pg_of(pg: PostgresServer) -> Iterator[Callable[[int], PostgresServer]]:
+    """``pg_of(major)``: a server of that PostgreSQL major, started on first use in this test
+    process (``pg`` itself for its own major); a major without binaries fails the test."""
+    started: dict[int, ThrowawayPostgres] = {}
+    default_major = _major(pg)
+
+    def _pg_of(major: int) -> PostgresServer:
+        if major == default_major:
+            return pg
+        if major not in started:
+            bindir = source_bindirs().get(major)
+            if bindir is None:
+                pytest.fail(f"no PostgreSQL {major} server binaries: {INSTALL_HINT}", pytrace=False)
+            throwaway = ThrowawayPostgres(bindir=bindir)
+            throwaway.start()
+            started[major] = throwaway
+        return started[major].server
+
+    yield _pg_of
+    for throwaway in started.values():
+        throwaway.stop()
+
+
 @dataclass
 class SourceDb:
     """A source database of the test's own, and a superuser connection for its DDL."""
@@ -89,20 +124,62 @@ class SourceDb:
     def url(self) -> str:
         return self.server.url(self.name)
 
+    @property
+    def major(self) -> int:
+        """The source server's PostgreSQL major version (14, 15, ...)."""
+        return self.conn.info.server_version // 10000
+
     def sql(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
         cur = self.conn.execute(statement.encode(), params)  # tests' own literal DDL
         return cur.fetchall() if cur.description else []
 
 
-@pytest.fixture
-def source_db(pg: PostgresServer) -> Iterator[SourceDb]:
+def requires_pg(source_db: SourceDb, major: int, feature: str = "") -> None:
+    """Skip the test on a source older than ``major`` (only where the feature does not exist)."""
+    if source_db.major < major:
+        what = feature or "this test"
+        pytest.skip(f"{what} needs PostgreSQL >= {major}; the source is {source_db.major}")
+
+
+def _fresh_source_db(server: PostgresServer) -> Iterator[SourceDb]:
     name = _unique("src")
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
+    with psycopg.connect(server.url(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conn = psycopg.connect(pg.url(name), autocommit=True)
-    yield SourceDb(pg, name, conn)
+    conn = psycopg.connect(server.url(name), autocommit=True)
+    yield SourceDb(server, name, conn)
     conn.close()
-    _drop(pg, name)
+    _drop(server, name)
+
+
+def _major_id(major: int) -> str:
+    return f"pg{major}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """In a module marked ``pg_matrix``, every ``source_db`` test runs once per supported major."""
+    if "source_db" in metafunc.fixturenames and metafunc.definition.get_closest_marker("pg_matrix"):
+        metafunc.parametrize("source_major", SUPPORTED_MAJORS, ids=_major_id)
+
+
+@pytest.fixture
+def source_major() -> int | None:
+    """The source's PostgreSQL major (None: the ``pg`` server); a ``pg_matrix`` module sets it."""
+    return None
+
+
+@pytest.fixture
+def source_db(
+    pg: PostgresServer, pg_of: Callable[[int], PostgresServer], source_major: int | None
+) -> Iterator[SourceDb]:
+    yield from _fresh_source_db(pg if source_major is None else pg_of(source_major))
+
+
+@pytest.fixture(params=SUPPORTED_MAJORS, ids=_major_id)
+def versioned_source_db(
+    request: pytest.FixtureRequest, pg_of: Callable[[int], PostgresServer]
+) -> Iterator[SourceDb]:
+    """A fresh source database on each supported PostgreSQL major."""
+    yield from _fresh_source_db(pg_of(request.param))
 
 
 @pytest.fixture

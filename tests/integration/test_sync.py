@@ -17,6 +17,9 @@ from rosetta.catalog import reader
 from rosetta.crypto import SecretBox
 from rosetta.errors import StoreUnavailableError
 from rosetta.summary import ChangedTable
+from tests.conftest import requires_pg
+
+pytestmark = pytest.mark.pg_matrix
 
 PUB = "rosetta_publication"
 
@@ -516,6 +519,7 @@ def test_awkward_identifiers_and_one_name_in_two_schemas(
 def test_publication_for_tables_in_schema(
     source_db: Any, store: Any, register: Any, sync: Any, caplog_rosetta: Any
 ) -> None:
+    requires_pg(source_db, 15, "FOR TABLES IN SCHEMA")
     source_db.sql("CREATE SCHEMA sales; CREATE SCHEMA other")
     source_db.sql("CREATE TABLE sales.orders (id bigint PRIMARY KEY)")
     source_db.sql("CREATE TABLE other.orders (id bigint PRIMARY KEY)")
@@ -939,7 +943,7 @@ def test_the_source_session_settings_do_not_change_recorded_schemas(
         " born date DEFAULT '2024-03-04', seen timestamptz DEFAULT '2024-01-01 12:00+00',"
         " wait interval DEFAULT '1 day 02:00', blob bytea DEFAULT '\\x00ff')"
     )
-    source_db.sql(f"CREATE PUBLICATION {PUB} FOR TABLES IN SCHEMA app")
+    source_db.sql(f"CREATE PUBLICATION {PUB} FOR TABLE app.people")
     source = register()
     sync(source)
     stored = tracked(store, "people", "app")["schema_table"]
@@ -1179,6 +1183,7 @@ def test_a_column_list_limits_the_schema_to_the_columns_carried(
 ) -> None:
     """With a publication's column list (PostgreSQL 15+), the pipeline carries those columns
     only: that is the table's schema, and widening the list is a new version."""
+    requires_pg(source_db, 15, "a publication's column list")
     source_db.sql("CREATE TABLE people (id bigint PRIMARY KEY, email text, secret text)")
     source_db.sql(f"CREATE PUBLICATION {PUB} FOR TABLE people (id, email)")
     source = register()
