@@ -183,9 +183,11 @@ class DdlFuzzer:
             return False
         return True
 
-    def step(self, step: int) -> Attempt:
-        """One random statement or group; the catalog is read first to pick real targets."""
-        tables = self.tables()
+    def step(self, step: int, tables: list[Table] | None = None) -> Attempt:
+        """One random statement or group on ``tables`` (what :meth:`tables` read last, if the
+        catalog has not changed since; read now if not given)."""
+        if tables is None:
+            tables = self.tables()
         ops = self._ops()
         weights = [weight for _, weight in ops]
         for _ in range(20):
