@@ -3,6 +3,7 @@
 Run from the project root:
 
     .venv/bin/python benchmarks/bench_sync.py [--tables 2000 10000] [--columns 10]
+    .venv/bin/python benchmarks/bench_sync.py --tables 2000 10000 50000 --runs 3
 
 It starts its own throwaway PostgreSQL (stopped and removed on exit), builds for each size N a
 source database of N tables and a store database, and prints a table of timings and rows
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -79,6 +82,13 @@ COLUMN_TYPES = (
 SERVER_SETTINGS = {"autovacuum": "off"}
 
 DDL_TABLES_PER_TRANSACTION = 250
+DDL_PROGRESS_SECONDS = 10.0  # at most this long between two progress lines of the DDL
+
+# Whole `rosetta refresh` processes vary more than in-process calls: at least this many runs,
+# unless they have already taken REFRESH_BUDGET_SECONDS (at 50,000 tables one takes seconds),
+# and never fewer than --runs.
+REFRESH_MIN_RUNS = 9
+REFRESH_BUDGET_SECONDS = 60.0
 
 
 def log(message: str) -> None:
@@ -92,9 +102,19 @@ def table_name(i: int) -> str:
     return f"bench_{i:06d}"
 
 
-def create_source(server: PostgresServer, dbname: str, n_tables: int, n_columns: int) -> float:
-    """Create ``dbname`` with ``n_tables`` tables and the publication; returns the seconds."""
+def create_source(
+    server: PostgresServer,
+    dbname: str,
+    n_tables: int,
+    n_columns: int,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> float:
+    """Create ``dbname`` with ``n_tables`` tables and the publication; returns the seconds.
+    The DDL runs in batches of DDL_TABLES_PER_TRANSACTION tables, one transaction each; with
+    ``progress``, a line goes to it every DDL_PROGRESS_SECONDS with the tables made so far."""
     started = time.perf_counter()
+    last_report = started
     with psycopg.connect(server.url(), autocommit=True) as admin:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
@@ -111,6 +131,18 @@ def create_source(server: PostgresServer, dbname: str, n_tables: int, n_columns:
             # Several statements in one simple-protocol query: one implicit transaction.
             batch = "".join(f"CREATE TABLE {table_name(i)} ({body});\n" for i in range(start, stop))
             conn.execute(batch.encode())
+            now = time.perf_counter()
+            if (
+                progress is not None
+                and stop < n_tables
+                and now - last_report >= DDL_PROGRESS_SECONDS
+            ):
+                last_report = now
+                rate = stop / (now - started)
+                progress(
+                    f"{stop:,}/{n_tables:,} tables in {now - started:.0f}s "
+                    f"({rate:.0f}/s, about {(n_tables - stop) / rate:.0f}s to go)"
+                )
         conn.execute(f"CREATE PUBLICATION {PUBLICATION} FOR ALL TABLES".encode())
         # What autovacuum would have done by now on a real source: catalog statistics.
         conn.execute(
@@ -380,7 +412,16 @@ def bench_size(
     out: dict[str, Any] = {"tables": n_tables, "columns": args.columns}
 
     log(f"[{n_tables}] creating {n_tables} tables x {args.columns} columns ...")
-    out["setup_seconds"] = round(create_source(server, src_db, n_tables, args.columns), 3)
+    out["setup_seconds"] = round(
+        create_source(
+            server,
+            src_db,
+            n_tables,
+            args.columns,
+            progress=lambda line: log(f"[{n_tables}] {line}"),
+        ),
+        3,
+    )
     log(f"[{n_tables}] source ready in {out['setup_seconds']:.1f}s")
     store_url = create_store(server, store_db)
     with db.connect(store_url) as store:
@@ -514,8 +555,13 @@ def bench_size(
             inner: list[float] = []
             refresh_written = Written()
             run_refresh(name, env, tmp)  # untimed: warms the OS's file cache
-            # Whole processes vary more than in-process calls: at least 9 runs.
-            for _ in range(max(args.runs, 9)):
+            refresh_started = time.perf_counter()
+            while len(refresh_times) < max(args.runs, REFRESH_MIN_RUNS):
+                if (
+                    len(refresh_times) >= args.runs
+                    and time.perf_counter() - refresh_started > REFRESH_BUDGET_SECONDS
+                ):
+                    break
                 with counting(observer) as written:
                     seconds, sync_seconds = run_refresh(name, env, tmp)
                 refresh_times.append(seconds)
@@ -587,11 +633,63 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 # --- the report ----------------------------------------------------------------------------
 
+# How each timing grows from one size to the next: (key in a size's results, label).
+GROWTH_METRICS = (
+    ("catalog_query_seconds", "catalog query"),
+    ("warm_sync_seconds", "warm sync"),
+    ("cold_sync_seconds", "cold sync"),
+    ("catalog_full_read_seconds", "full read of columns"),
+)
+
+
+def growth(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each step from one size to the next larger one, how much each timing grew, and the
+    exponent k of tables**k that growth means (1.0: linear; 2.0: quadratic)."""
+    by_size = sorted(results, key=lambda r: int(r["tables"]))
+    steps: list[dict[str, Any]] = []
+    for small, large in itertools.pairwise(by_size):
+        tables_ratio = large["tables"] / small["tables"]
+        if tables_ratio <= 1:
+            continue
+        metrics: dict[str, dict[str, float]] = {}
+        for key, _label in GROWTH_METRICS:
+            if small[key] > 0 and large[key] > 0:
+                ratio = large[key] / small[key]
+                metrics[key] = {
+                    "ratio": round(ratio, 2),
+                    "exponent": round(math.log(ratio) / math.log(tables_ratio), 2),
+                }
+        steps.append(
+            {
+                "from_tables": small["tables"],
+                "to_tables": large["tables"],
+                "tables_ratio": round(tables_ratio, 2),
+                "metrics": metrics,
+            }
+        )
+    return steps
+
+
+def render_growth(steps: Sequence[dict[str, Any]]) -> str:
+    lines = []
+    for step in steps:
+        for key, label in GROWTH_METRICS:
+            m = step["metrics"].get(key)
+            if m is None:
+                continue
+            lines.append(
+                f"{label:20} {step['to_tables']:>7,}/{step['from_tables']:<7,}"
+                f" = {m['ratio']:5.2f}x for {step['tables_ratio']:g}x tables"
+                f"  (~ tables^{m['exponent']:.2f}; 1.00 is linear)"
+            )
+    return "\n".join(lines)
+
 
 def render(results: list[dict[str, Any]]) -> str:
     def sec(x: float) -> str:
         return f"{x:.3f} s" if x < 100 else f"{x:.1f} s"
 
+    refresh_runs = [len(r["refresh_process_runs"]) for r in results]
     rows: list[tuple[str, list[str]]] = [
         ("source setup (DDL, not a target)", [sec(r["setup_seconds"]) for r in results]),
         ("cold sync (all tables added)", [sec(r["cold_sync_seconds"]) for r in results]),
@@ -654,8 +752,17 @@ def render(results: list[dict[str, Any]]) -> str:
             ],
         ),
         (
-            f"`rosetta refresh` process, median of {len(results[0]['refresh_process_runs'])}",
-            [sec(r["refresh_process_seconds"]) for r in results],
+            "`rosetta refresh` process, median of "
+            + ("/".join(str(n) for n in sorted(set(refresh_runs), reverse=True))),
+            [
+                sec(r["refresh_process_seconds"])
+                + (
+                    f" [{len(r['refresh_process_runs'])} runs]"
+                    if len(set(refresh_runs)) > 1
+                    else ""
+                )
+                for r in results
+            ],
         ),
         (
             "  of which the sync (as it reports)",
@@ -763,8 +870,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     table = render(results)
+    steps = growth(results)
     print(table)
     print()
+    if steps:
+        print("Growth from one size to the next:")
+        print(render_growth(steps))
+        print()
     failed = []
     for r in results:
         for key, v in r["verdicts"].items():
@@ -794,6 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "elapsed_seconds": round(elapsed, 1),
         "results": results,
         "table": table,
+        "growth": steps,
         "failed": failed,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
