@@ -6,7 +6,7 @@ What the API and the web pages show, so both say the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from psycopg.rows import dict_row
 
@@ -17,6 +17,8 @@ from rosetta.store import repository
 from rosetta.store.repository import QUERIES, Conn
 
 STATUSES = ("tracked", "removed", "error", "healed", "no_select")
+SchemaState = Literal["recorded", "missing", "no_columns"]
+SCHEMA_STATES: tuple[SchemaState, ...] = ("recorded", "missing", "no_columns")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,48 @@ def tables_page(
     for item in items:
         item["name"] = display_name(item["schema_name"], item["table_name"])
         item["badge"] = badge(item)
+    with_schema_facts(conn, items)
     return TablesPage(items, int(row[0]) if row else 0, limit, offset)
+
+
+def source_tables(conn: Conn, source_id: int) -> list[dict[str, Any]]:
+    """Every table of a source, with its latest version, row filter and schema state."""
+    items = repository.list_tables(conn, source_id)
+    for item in items:
+        item["name"] = display_name(item["schema_name"], item["table_name"])
+    return with_schema_facts(conn, items)
+
+
+def schema_state(columns: int, latest_version_columns: int | None) -> SchemaState:
+    """Whether a table's current schema (of ``columns`` columns) is ``recorded``; ``no_columns``
+    when it is empty because every column was dropped (its latest version records ``{}``);
+    ``missing`` when it is empty otherwise (no version yet, or a latest version with columns):
+    the next sync fills it.
+
+    ``latest_version_columns``: how many columns the table's latest version records, ``None``
+    when it has no version."""
+    if columns:
+        return "recorded"
+    if latest_version_columns == 0:
+        return "no_columns"
+    return "missing"
+
+
+def with_schema_facts(conn: Conn, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds ``row_filter`` and ``schema_state`` to rows of tables (each with ``id`` and
+    ``column_count``, the number of columns of its current schema)."""
+    if not items:
+        return items
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(QUERIES["table_schema_facts"], {"ids": [i["id"] for i in items]})
+        facts = {r["id"]: r for r in cur.fetchall()}
+    for item in items:
+        fact = facts.get(item["id"], {})
+        item["row_filter"] = fact.get("row_filter")
+        item["schema_state"] = schema_state(
+            int(item["column_count"]), fact.get("latest_version_columns")
+        )
+    return items
 
 
 def badge(item: dict[str, Any]) -> str:
@@ -84,7 +127,11 @@ def table(conn: Conn, table_id: int) -> dict[str, Any]:
     row["badge"] = badge(row)
     row["columns"] = columns(row["schema_table"])
     row["versions"] = versions(conn, table_id)
-    row["version"] = row["versions"][-1]["version_schema"] if row["versions"] else None
+    latest = row["versions"][-1] if row["versions"] else None
+    row["version"] = latest["version_schema"] if latest else None
+    row["schema_state"] = schema_state(
+        len(row["schema_table"] or {}), latest["column_count"] if latest else None
+    )
     return row
 
 

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from rosetta.registry import SchemaState
+
 BIGINT_MAX = 2**63 - 1
 IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 HOST_BYTES = 255
@@ -287,6 +289,12 @@ class ConnectionTestOut(BaseModel):
     logical_replication_ready: bool = Field(description="wal_level is logical")
 
 
+SCHEMA_STATE_HELP = (
+    "recorded; no_columns: every column was dropped (the latest version records none); "
+    "missing: no schema recorded yet, the next sync fills it."
+)
+
+
 class TableSummaryOut(BaseModel):
     id: int
     schema_name: str
@@ -302,6 +310,11 @@ class TableSummaryOut(BaseModel):
     last_change_at: datetime | None
     healed_at: datetime | None
     removed_at: datetime | None
+    row_filter: str | None = Field(
+        default=None,
+        description="The publication's WHERE clause for the table (PostgreSQL 15+); null: none.",
+    )
+    schema_state: SchemaState = Field(description=SCHEMA_STATE_HELP)
 
 
 class TablesPageOut(BaseModel):
@@ -324,7 +337,21 @@ class ColumnOut(BaseModel):
     numeric_scale: int | None = None
     character_maximum_length: int | None = None
     identity: str | None = None
-    generated: str | None = None
+    generated: str | None = Field(default=None, description="STORED or VIRTUAL when generated.")
+    carried: bool = Field(
+        default=True,
+        description="Whether the replication stream (pgoutput) carries the column; true for "
+        "schemas recorded before Rosetta read it.",
+    )
+    not_carried: str | None = Field(
+        default=None,
+        description="Why the stream does not carry it: generated, virtual or column_list.",
+    )
+    in_replica_identity: bool | None = Field(
+        default=None,
+        description="Whether the stream flags the column as part of the key; null: not recorded.",
+    )
+    type_oid: int | None = None
 
 
 class VersionSummaryOut(BaseModel):
@@ -352,6 +379,11 @@ class TableOut(BaseModel):
     updated_at: datetime
     healed_at: datetime | None
     removed_at: datetime | None
+    row_filter: str | None = Field(
+        default=None,
+        description="The publication's WHERE clause for the table (PostgreSQL 15+); null: none.",
+    )
+    schema_state: SchemaState = Field(description=SCHEMA_STATE_HELP)
     columns: list[ColumnOut]
 
 
@@ -361,6 +393,10 @@ class ChangeOut(BaseModel):
     before: Any = None
     after: Any = None
     breaking: bool | None = None
+    carried: bool = Field(
+        default=True,
+        description="False for a change to a column the stream carries neither before nor after.",
+    )
 
 
 class VersionOut(BaseModel):

@@ -140,6 +140,8 @@ def print_summary(summary: Any) -> None:
             f"  changed: {len(summary.changed)}: {shown}"
             + (" ..." if len(summary.changed) > 20 else "")
         )
+    for table in summary.row_filters_changed:
+        typer.echo(f"  row filter changed: {table}")
     for table, error in summary.failed:
         typer.echo(f"  failed: {table}: {error}")
     typer.echo(f"  unchanged: {summary.unchanged}")

@@ -290,3 +290,21 @@ DELETE FROM web_sessions WHERE id = %(session_hash)s
 
 -- name: prune_web_sessions
 DELETE FROM web_sessions WHERE expires_at <= now()
+
+-- name: table_schema_facts
+-- Per table: its row filter, and how many columns its latest version records (NULL when it has
+-- no version). A table whose schema_table is empty is "no columns" when that latest version is
+-- {} (every column was dropped), and "missing" (the next sync heals it) otherwise.
+SELECT t.id, t.row_filter,
+       CASE WHEN jsonb_typeof(h.schema_table_new) IS DISTINCT FROM 'object' THEN NULL
+            ELSE (SELECT count(*) FROM jsonb_object_keys(h.schema_table_new))
+       END AS latest_version_columns
+FROM table_metadata_list t
+LEFT JOIN LATERAL (
+    SELECT schema_table_new
+    FROM history_schema_evolution
+    WHERE table_metadata_list_id = t.id
+    ORDER BY version_schema DESC, id DESC
+    LIMIT 1
+) h ON true
+WHERE t.id = ANY (%(ids)s)

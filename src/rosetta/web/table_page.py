@@ -29,6 +29,9 @@ KIND_CLASS = {
     d.CHANGES_NULLABLE: "nullable",
     d.CHANGES_DEFAULT: "default",
     d.CHANGES_PRIMARY_KEY: "pk",
+    d.RENAME_TYPE: "type",
+    d.CHANGES_CARRIED: "carried",
+    d.CHANGES_REPLICA_IDENTITY: "pk",
 }
 KIND_LABEL = {
     d.NEW_COLUMN: "added",
@@ -38,6 +41,14 @@ KIND_LABEL = {
     d.CHANGES_NULLABLE: "nullable",
     d.CHANGES_DEFAULT: "default",
     d.CHANGES_PRIMARY_KEY: "primary key",
+    d.RENAME_TYPE: "type renamed",
+    d.CHANGES_CARRIED: "carried",
+    d.CHANGES_REPLICA_IDENTITY: "replica identity",
+}
+NOT_CARRIED = {
+    "generated": "generated",
+    "virtual": "virtual generated",
+    "column_list": "not in the column list",
 }
 TABLE_KINDS = {"r": "table", "p": "partitioned table", "f": "foreign table"}
 REPLICA_IDENTITY = {"d": "default (primary key)", "f": "full", "i": "index", "n": "nothing"}
@@ -46,7 +57,7 @@ Version = Annotated[int | None, Query(ge=0, le=10_000_000)]
 
 def default_text(col: Column) -> str | None:
     if col.generated:
-        return f"GENERATED ALWAYS AS ({col.column_default}) STORED"
+        return f"GENERATED ALWAYS AS ({col.column_default}) {col.generated}"
     if col.identity:
         return f"GENERATED {col.identity} AS IDENTITY"
     return col.column_default
@@ -63,7 +74,14 @@ def column_text(raw: Any) -> str:
         parts.append(f"DEFAULT {default}")
     if col.is_primary_key:
         parts.append("PRIMARY KEY")
+    if not col.is_carried:
+        parts.append(f"(not carried: {not_carried_text(col)})")
     return " ".join(parts)
+
+
+def not_carried_text(col: Column) -> str:
+    """Why the replication stream does not carry a column, in words."""
+    return NOT_CARRIED.get(col.not_carried or "", col.not_carried or "unknown")
 
 
 def value_text(kind: str, value: Any) -> str:
@@ -73,6 +91,10 @@ def value_text(kind: str, value: Any) -> str:
         return "NULL" if value else "NOT NULL"
     if kind == d.CHANGES_PRIMARY_KEY:
         return "in primary key" if value else "not in primary key"
+    if kind == d.CHANGES_REPLICA_IDENTITY:
+        return "in replica identity" if value else "not in replica identity"
+    if kind == d.CHANGES_CARRIED:
+        return "carried" if value else "not carried"
     if kind == d.CHANGES_DEFAULT:
         return str(value) if value is not None else "no default"
     return "" if value is None else str(value)
@@ -88,6 +110,7 @@ def described(changes: list[d.Change]) -> list[dict[str, Any]]:
             "before": value_text(c.kind, c.before),
             "after": value_text(c.kind, c.after),
             "breaking": c.breaking,
+            "carried": c.carried,
         }
         for c in changes
     ]
@@ -158,6 +181,8 @@ def table_detail(
         shown_row=shown_row,
         columns=columns,
         default_text=default_text,
+        not_carried_text=not_carried_text,
+        schema_state=row["schema_state"],
         marks=marks,
         dropped=dropped,
         diff_from=diff_from,

@@ -35,7 +35,19 @@ router = APIRouter(tags=["tables"], dependencies=[Depends(require_token)])
 
 
 def _columns(columns: list[Column]) -> list[ColumnOut]:
-    return [ColumnOut.model_validate(c.to_json()) for c in columns]
+    # A schema recorded before Rosetta knew what the stream carries lists only carried columns.
+    return [ColumnOut.model_validate({**c.to_json(), "carried": c.is_carried}) for c in columns]
+
+
+def _change_out(change: Change) -> ChangeOut:
+    return ChangeOut(
+        type=change.kind,
+        column=change.column,
+        before=change.before,
+        after=change.after,
+        breaking=change.breaking,
+        carried=change.carried,
+    )
 
 
 def _change(raw: dict[str, Any]) -> ChangeOut:
@@ -49,6 +61,7 @@ def _change(raw: dict[str, Any]) -> ChangeOut:
         before=raw.get("before"),
         after=raw.get("after"),
         breaking=breaking,
+        carried=raw.get("carried", True) is not False,
     )
 
 
@@ -111,6 +124,8 @@ def get_table(table_id: TableId, conn: Store) -> TableOut:
         updated_at=row["updated_at"],
         healed_at=row["healed_at"],
         removed_at=row["removed_at"],
+        row_filter=row["row_filter"],
+        schema_state=row["schema_state"],
         columns=_columns(row["columns"]),
     )
 
@@ -187,10 +202,5 @@ def diff(
         table_id=table_id,
         from_version=from_version,
         to_version=to_version,
-        changes=[
-            ChangeOut(
-                type=c.kind, column=c.column, before=c.before, after=c.after, breaking=c.breaking
-            )
-            for c in changes
-        ],
+        changes=[_change_out(c) for c in changes],
     )

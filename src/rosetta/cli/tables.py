@@ -1,0 +1,233 @@
+"""Reading what syncs recorded: `rosetta tables`, `show`, `history`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from rosetta.cli.base import JsonOpt, app, console, context, esc, print_json
+
+STATE_TEXT = {
+    "no_columns": "no columns",
+    "missing": "schema missing",
+}
+
+
+def _state_line(state: str, version: int | None) -> str | None:
+    """The schema state in words, None when the schema is recorded."""
+    if state == "no_columns":
+        return f"no columns: all were dropped in v{version}"
+    if state == "missing":
+        return "schema missing: it is filled at the next sync"
+    return None
+
+
+@app.command()
+def tables(name: str, as_json: JsonOpt = False) -> None:
+    """The tables of a source: version, column count, status and row filter of each."""
+    from rosetta import registry
+    from rosetta.store import repository
+
+    ctx = context()
+    store = ctx.store(autocommit=True)
+    try:
+        src = repository.source_by_name(store, name)
+        rows = registry.source_tables(store, src.id)
+    finally:
+        store.close()
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": r["id"],
+                    "schema": r["schema_name"],
+                    "table": r["table_name"],
+                    "version": r["version"],
+                    "columns": r["column_count"],
+                    "status": r["status"],
+                    "error": r["last_error"],
+                    "has_select_privilege": r["has_select_privilege"],
+                    "last_change_type": r["last_change_type"],
+                    "last_change_at": r["last_change_at"],
+                    "row_filter": r["row_filter"],
+                    "schema_state": r["schema_state"],
+                }
+                for r in rows
+            ]
+        )
+        return
+    if not rows:
+        typer.echo(f"Source {name} tracks no tables yet.")
+        return
+    from rich.table import Table
+
+    filtered = any(r["row_filter"] for r in rows)
+    table = Table("table", "version", "columns", "status", "last change")
+    if filtered:
+        table.add_column("row filter")
+    for r in rows:
+        status = r["status"]
+        if r["status"] == "error" and r["last_error"]:
+            status = f"error: {r['last_error']}"
+        elif r["has_select_privilege"] is False:
+            status += " (no SELECT grant)"
+        if r["schema_state"] in STATE_TEXT:
+            status += f" ({STATE_TEXT[r['schema_state']]})"
+        last = (
+            f"{r['last_change_type']} {r['last_change_at']:%Y-%m-%d %H:%M:%S}"
+            if r["last_change_at"]
+            else "-"
+        )
+        cells = [
+            esc(r["name"]),
+            str(r["version"] or "-"),
+            str(r["column_count"]),
+            esc(status),
+            last,
+        ]
+        if filtered:
+            cells.append(esc(r["row_filter"] or "-"))
+        table.add_row(*cells)
+    console().print(table)
+
+
+@app.command()
+def show(name: str, table: str, as_json: JsonOpt = False) -> None:
+    """One table's current columns: type, key, and whether the replication stream carries each."""
+    from rosetta import registry
+    from rosetta.store import repository
+
+    ctx = context()
+    store = ctx.store(autocommit=True)
+    try:
+        src = repository.source_by_name(store, name)
+        row = registry.table(store, repository.find_table(store, src.id, table)["id"])
+    finally:
+        store.close()
+    columns = [{**c.to_json(), "carried": c.is_carried} for c in row["columns"]]
+    if as_json:
+        print_json(
+            {
+                "id": row["id"],
+                "schema": row["schema_name"],
+                "table": row["table_name"],
+                "status": row["status"],
+                "version": row["version"],
+                "replica_identity": row["replica_identity"],
+                "row_filter": row["row_filter"],
+                "schema_state": row["schema_state"],
+                "columns": columns,
+            }
+        )
+        return
+    out = console()
+    version = f"v{row['version']}" if row["version"] else "no version"
+    out.print(f"Table {esc(row['name'])} of source {esc(name)}: {esc(row['badge'])}, {version}")
+    if row["row_filter"]:
+        out.print(f"  row filter: WHERE {esc(row['row_filter'])}")
+    state = _state_line(row["schema_state"], row["version"])
+    if state:
+        out.print(f"  {state}")
+    if not columns:
+        return
+    from rich.table import Table
+
+    grid = Table("#", "column", "type", "nullable", "default", "key", "carried")
+    for c in columns:
+        key = [
+            k
+            for k, on in (("PK", c["is_primary_key"]), ("replica", c["in_replica_identity"]))
+            if on
+        ]
+        grid.add_row(
+            str(c["ordinal_position"]),
+            esc(c["column_name"]),
+            esc(c["full_type"]),
+            "NULL" if c["is_nullable"] else "NOT NULL",
+            esc(_default(c) or "-"),
+            ", ".join(key) or "-",
+            "yes" if c["carried"] else f"no ({_reason(c['not_carried'])})",
+        )
+    out.print(grid)
+
+
+def _default(c: dict[str, Any]) -> str | None:
+    if c["generated"]:
+        return f"GENERATED ALWAYS AS ({c['column_default']}) {c['generated']}"
+    if c["identity"]:
+        return f"GENERATED {c['identity']} AS IDENTITY"
+    return c["column_default"]  # type: ignore[no-any-return]
+
+
+def _reason(not_carried: str | None) -> str:
+    return (not_carried or "unknown").replace("_", " ")
+
+
+@app.command()
+def history(name: str, table: str, as_json: JsonOpt = False) -> None:
+    """The versions of one table's schema: change type, time, and each change."""
+    from rosetta.store import repository
+
+    ctx = context()
+    store = ctx.store(autocommit=True)
+    try:
+        src = repository.source_by_name(store, name)
+        row = repository.find_table(store, src.id, table)
+        versions = repository.history(store, row["id"])
+    finally:
+        store.close()
+    if as_json:
+        print_json(
+            [
+                {
+                    "version": v["version_schema"],
+                    "changes_type": v["changes_type"],
+                    "created_at": v["created_at"],
+                    "changes": v["changes"],
+                    "schema": v["schema_table_new"],
+                }
+                for v in versions
+            ]
+        )
+        return
+    if not versions:
+        typer.echo("No versions recorded yet.")
+        return
+    if row.get("row_filter"):
+        typer.echo(f"Row filter: WHERE {row['row_filter']}")
+    for v in versions:
+        cols = len(v["schema_table_new"] or {})
+        counted = f"{cols} columns" if cols else "no columns"
+        typer.echo(
+            f"v{v['version_schema']}  {v['created_at']:%Y-%m-%d %H:%M:%S}  "
+            f"{v['changes_type']}  ({counted})"
+        )
+        for change in v["changes"] or []:
+            typer.echo(f"    {_change_line(change)}")
+
+
+def _change_line(change: dict[str, Any]) -> str:
+    kind, column = change.get("type"), change.get("column")
+    before, after = change.get("before"), change.get("after")
+    if kind == "NEW COLUMN":
+        line = f"+ {column} {(after or {}).get('full_type', '')}"
+    elif kind == "DROP COLUMN":
+        line = f"- {column} {(before or {}).get('full_type', '')}"
+    elif kind == "RENAME COLUMN":
+        line = f"~ {before} renamed to {after}"
+    elif kind == "RENAME TYPE":
+        line = f"~ {column}: type renamed {before} -> {after}"
+    elif kind == "CHANGES CARRIED":
+        line = f"~ {column}: " + (
+            "now carried by the stream" if after else "no longer carried by the stream"
+        )
+    elif kind == "CHANGES REPLICA IDENTITY":
+        line = f"~ {column}: " + (
+            "joins the replica identity" if after else "leaves the replica identity"
+        )
+    else:
+        line = f"~ {column}: {str(kind).lower()} {before!r} -> {after!r}"
+    if change.get("carried") is False:
+        line += "  (not carried)"
+    return line
