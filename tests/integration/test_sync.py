@@ -395,6 +395,10 @@ def test_new_column_records_the_whole_column(
         "character_maximum_length": None,
         "identity": None,
         "generated": None,
+        "type_oid": 1700,
+        "carried": True,
+        "not_carried": None,
+        "in_replica_identity": False,
     }
 
 
@@ -1123,14 +1127,13 @@ def test_a_table_dropped_and_created_again_is_compared_by_column_name(
 def test_a_full_compare_sees_what_a_fingerprint_cannot(
     source_db: Any, store: Any, box: SecretBox, register: Any, sync: Any
 ) -> None:
-    """A renamed schema changes how a column's type reads, not the catalog facts fingerprinted:
-    only a full compare (refresh --full, and every Nth monitor cycle) records it."""
+    """A renamed sequence changes how a column's default reads, not the catalog facts
+    fingerprinted: only a full compare (refresh --full, and every Nth monitor cycle) records it."""
     from rosetta.store import repository
     from rosetta.sync import sync_source
 
-    source_db.sql("CREATE SCHEMA app")
-    source_db.sql("CREATE TYPE app.mood AS ENUM ('ok', 'meh')")
-    source_db.sql("CREATE TABLE people (id bigint PRIMARY KEY, mood app.mood)")
+    source_db.sql("CREATE SEQUENCE ids")
+    source_db.sql("CREATE TABLE people (id bigint PRIMARY KEY DEFAULT nextval('ids'))")
     source_db.sql("CREATE TABLE other (id bigint PRIMARY KEY)")
     source_db.sql(f"CREATE PUBLICATION {PUB} FOR ALL TABLES")
     source = register()
@@ -1147,12 +1150,16 @@ def test_a_full_compare_sees_what_a_fingerprint_cannot(
         == tracking
     )
 
-    source_db.sql("ALTER SCHEMA app RENAME TO crm")
+    source_db.sql("ALTER SEQUENCE ids RENAME TO person_ids")
     assert sync(source).changed == []  # the fingerprint cannot see it
     full = sync_source(store, repository.source_by_id(store, source.id), box, full=True)
-    assert full.changed == [ChangedTable("people", 2, "CHANGES TYPE")]
+    assert full.changed == [ChangedTable("people", 2, "CHANGES DEFAULT")]
     [change] = history(store, "people")[-1]["changes"]
-    assert (change["column"], change["before"], change["after"]) == ("mood", "app.mood", "crm.mood")
+    assert (change["column"], change["before"], change["after"]) == (
+        "id",
+        "nextval('ids'::regclass)",
+        "nextval('person_ids'::regclass)",
+    )
 
 
 def test_every_nth_monitor_cycle_is_a_full_compare(
@@ -1182,16 +1189,21 @@ def test_a_column_list_limits_the_schema_to_the_columns_carried(
     source_db: Any, store: Any, register: Any, sync: Any
 ) -> None:
     """With a publication's column list (PostgreSQL 15+), the pipeline carries those columns
-    only: that is the table's schema, and widening the list is a new version."""
+    only: every column is recorded, the others marked not carried, and widening the list is a
+    new version."""
     requires_pg(source_db, 15, "a publication's column list")
     source_db.sql("CREATE TABLE people (id bigint PRIMARY KEY, email text, secret text)")
     source_db.sql(f"CREATE PUBLICATION {PUB} FOR TABLE people (id, email)")
     source = register()
     assert sync(source).added == ["people"]
-    assert columns(tracked(store, "people")["schema_table"]) == ["id", "email"]
+    schema = tracked(store, "people")["schema_table"]
+    assert columns(schema) == ["id", "email", "secret"]
+    assert [schema[c]["carried"] for c in ("id", "email", "secret")] == [True, True, False]
+    assert schema["secret"]["not_carried"] == "column_list"
 
     source_db.sql(f"ALTER PUBLICATION {PUB} SET TABLE people (id, email, secret)")
     summary = sync(source)
-    assert summary.changed == [ChangedTable("people", 2, "NEW COLUMN")]
-    assert [c["column"] for c in history(store, "people")[-1]["changes"]] == ["secret"]
+    assert summary.changed == [ChangedTable("people", 2, "CHANGES CARRIED")]
+    [change] = history(store, "people")[-1]["changes"]
+    assert (change["column"], change["before"], change["after"]) == ("secret", False, True)
     assert sync(source).unchanged == 1
