@@ -13,7 +13,7 @@ from psycopg import sql
 
 from rosetta.catalog import connection
 from rosetta.catalog.connection import ConnectionParams, SourceLimits
-from rosetta.catalog.reader import QUERIES as CATALOG_QUERIES
+from rosetta.catalog.reader import catalog_query
 from rosetta.errors import SourceActionError
 from rosetta.uow import map_source_errors
 
@@ -38,8 +38,8 @@ def available_tables(
     params: ConnectionParams, publication: str, limits: SourceLimits
 ) -> list[TableName]:
     """Tables of the source that the publication does not carry."""
-    query = CATALOG_QUERIES["available_tables"]
     with _source(params, limits, "list the source's tables") as conn:
+        query = catalog_query(conn, "available_tables")
         return [(r[0], r[1]) for r in conn.execute(query, {"publication": publication})]
 
 

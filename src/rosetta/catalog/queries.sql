@@ -20,7 +20,9 @@ SELECT
     pg_catalog.set_config('DateStyle', 'ISO, MDY', false),
     pg_catalog.set_config('IntervalStyle', 'postgres', false),
     pg_catalog.set_config('extra_float_digits', '1', false),
-    pg_catalog.set_config('bytea_output', 'hex', false)
+    pg_catalog.set_config('bytea_output', 'hex', false),
+    -- A catalog query gains nothing from JIT, and compiling costs a quarter of a second.
+    pg_catalog.set_config('jit', 'off', false)
 
 -- name: publication_tables
 -- Every table the publication carries (FOR ALL TABLES, FOR TABLES IN SCHEMA, partitions as the
@@ -35,14 +37,15 @@ SELECT
 -- `table_columns` (keep the two in step). Columns and settings that a server version lacks
 -- (column lists before 15, publish_generated_columns before 18) are read through to_jsonb, so
 -- one query serves PostgreSQL 14 to 18. pg_catalog needs no SELECT grant on the tables.
-WITH pub AS (
+WITH {members},
+pub AS (
     SELECT p.oid, p.puballtables, to_jsonb(p) ->> 'pubgencols' AS gencols
     FROM pg_catalog.pg_publication p
     WHERE p.pubname = %(publication)s
 ),
-members AS (
-    SELECT DISTINCT ON (gpt.relid)
-        gpt.relid,
+published AS (
+    SELECT
+        m.relid,
         pub.gencols,
         -- The publication's own column list for the relation it publishes (PostgreSQL 15+).
         CASE WHEN NOT pub.puballtables
@@ -50,9 +53,9 @@ members AS (
                      pg_catalog.btrim(to_jsonb(pr) ->> 'prattrs', '[]'), ',')::int2[]
         END AS listed
     FROM pub
-    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(%(publication)s::text) AS gpt
+    CROSS JOIN members m
     LEFT JOIN pg_catalog.pg_publication_rel pr
-        ON pr.prpubid = pub.oid AND pr.prrelid = gpt.relid
+        ON pr.prpubid = pub.oid AND pr.prrelid = m.relid
 ),
 cols AS (
     SELECT
@@ -74,7 +77,7 @@ cols AS (
                 ELSE COALESCE(a.attnum = ANY (ri.keycols), false)
             END
         ), 0)) AS digest
-    FROM members m
+    FROM published m
     JOIN pg_catalog.pg_class c ON c.oid = m.relid
     JOIN pg_catalog.pg_attribute a
         ON a.attrelid = m.relid AND a.attnum > 0 AND NOT a.attisdropped
@@ -103,7 +106,7 @@ SELECT
     pg_catalog.has_table_privilege(c.oid, 'SELECT') AS can_select,
     COALESCE(cols.column_count, 0) AS column_count,
     COALESCE(cols.digest::text, '') AS digest
-FROM members m
+FROM published m
 JOIN pg_catalog.pg_class c ON c.oid = m.relid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN cols ON cols.attrelid = c.oid
@@ -131,29 +134,30 @@ WHERE p.pubname = %(publication)s
 -- does not publish; 'virtual': a virtual generated column, never published; 'column_list':
 -- outside the publication's column list); `in_replica_identity` is the key flag the stream
 -- sets on it. The rules are `publication_tables`' (keep the two in step).
-WITH pub AS (
+WITH {members},
+pub AS (
     SELECT p.oid, p.puballtables, to_jsonb(p) ->> 'pubgencols' AS gencols
     FROM pg_catalog.pg_publication p
     WHERE p.pubname = %(publication)s
 ),
-members AS (
-    SELECT DISTINCT ON (gpt.relid)
-        gpt.relid,
+published AS (
+    SELECT
+        m.relid,
         pub.gencols,
         CASE WHEN NOT pub.puballtables
              THEN pg_catalog.string_to_array(
                      pg_catalog.btrim(to_jsonb(pr) ->> 'prattrs', '[]'), ',')::int2[]
         END AS listed
     FROM pub
-    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(%(publication)s::text) AS gpt
+    CROSS JOIN members m
     LEFT JOIN pg_catalog.pg_publication_rel pr
-        ON pr.prpubid = pub.oid AND pr.prrelid = gpt.relid
-    WHERE gpt.relid = ANY (%(oids)s::oid[])
+        ON pr.prpubid = pub.oid AND pr.prrelid = m.relid
+    WHERE m.relid = ANY (%(oids)s::oid[])
 )
 SELECT
     c.oid::bigint AS table_oid,
     COALESCE(cols.columns::text, '{}') AS columns
-FROM members m
+FROM published m
 JOIN pg_catalog.pg_class c ON c.oid = m.relid
 LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
 LEFT JOIN LATERAL (
@@ -227,6 +231,7 @@ LEFT JOIN LATERAL (
 
 -- name: available_tables
 -- Ordinary and partitioned tables of the source that the publication does not carry.
+WITH {members}
 SELECT n.nspname::text AS schema_name, c.relname::text AS table_name
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -234,10 +239,63 @@ WHERE c.relkind IN ('r', 'p')
   AND NOT c.relispartition
   AND n.nspname <> 'information_schema'
   AND n.nspname NOT LIKE 'pg\_%%'
-  AND c.oid NOT IN (
-      SELECT gpt.relid
-      FROM pg_catalog.pg_publication p
-      CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
-      WHERE p.pubname = %(publication)s
-  )
+  AND c.oid NOT IN (SELECT relid FROM members)
 ORDER BY 1, 2
+
+-- name: members
+-- A fragment, the `{members}` of the queries above: the CTE `members(relid)`, every relation the
+-- publication %(publication)s publishes, as pg_get_publication_tables() lists them (FOR ALL
+-- TABLES, FOR TABLE, FOR TABLES IN SCHEMA; a partitioned table as its leaf partitions, or as
+-- itself with publish_via_partition_root, whose partitions are then left out), read from the
+-- catalogs themselves. That function opens every table without a column list on PostgreSQL
+-- 16+, taking a lock on each: one table held by a long ALTER TABLE would stall the whole read.
+-- Publishable: an ordinary or partitioned, permanent, user (OID >= 16384) table.
+candidates AS (
+    SELECT c.oid AS relid, p.pubviaroot AS viaroot
+    FROM pg_catalog.pg_publication p
+    JOIN pg_catalog.pg_class c
+        ON c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND c.oid >= 16384
+       AND CASE WHEN p.pubviaroot THEN NOT c.relispartition ELSE c.relkind = 'r' END
+    WHERE p.pubname = %(publication)s AND p.puballtables
+    UNION
+    SELECT tree.relid, p.pubviaroot
+    FROM pg_catalog.pg_publication p
+    JOIN (
+        SELECT pr.prpubid AS pubid, pr.prrelid AS relid FROM pg_catalog.pg_publication_rel pr
+        UNION
+        SELECT pn.pnpubid, c.oid
+        FROM pg_catalog.pg_publication_namespace pn
+        JOIN pg_catalog.pg_class c ON c.relnamespace = pn.pnnspid AND c.relkind IN ('r', 'p')
+    ) listed ON listed.pubid = p.oid
+    JOIN pg_catalog.pg_class lc ON lc.oid = listed.relid
+    CROSS JOIN LATERAL (
+        -- pg_partition_tree() has no rows for a table outside any partition tree.
+        SELECT listed.relid, 0 AS level, true AS isleaf WHERE lc.relkind = 'r'
+        UNION
+        SELECT pt.relid, pt.level, pt.isleaf
+        FROM pg_catalog.pg_partition_tree(listed.relid) pt
+        WHERE lc.relkind = 'p'
+    ) tree
+    JOIN pg_catalog.pg_class c ON c.oid = tree.relid
+    WHERE p.pubname = %(publication)s AND NOT p.puballtables
+      AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND c.oid >= 16384
+      AND CASE WHEN p.pubviaroot THEN tree.level = 0 ELSE tree.isleaf END
+),
+members AS (
+    SELECT cand.relid
+    FROM candidates cand
+    WHERE NOT (cand.viaroot AND EXISTS (
+        SELECT 1
+        FROM pg_catalog.pg_partition_ancestors(cand.relid) anc
+        JOIN candidates published ON published.relid = anc.relid
+        WHERE anc.relid <> cand.relid
+    ))
+)
+
+-- name: members_pg14
+-- `members` for PostgreSQL 14, which has no FOR TABLES IN SCHEMA (pg_publication_namespace) and
+-- whose pg_get_publication_tables() locks nothing.
+members AS (
+    SELECT DISTINCT gpt.relid
+    FROM pg_catalog.pg_get_publication_tables(%(publication)s::text) AS gpt
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg.rows import dict_row
@@ -91,6 +91,14 @@ def read_state(
     )
 
 
+def catalog_query(conn: psycopg.Connection[Any], name: str) -> LiteralString:
+    """The catalog query ``name`` for the source's server, with the publication's membership
+    (its ``{members}`` fragment) read the way that server allows: from the catalogs on
+    PostgreSQL 15+, through pg_get_publication_tables() on 14."""
+    members = QUERIES["members" if conn.info.server_version >= 150000 else "members_pg14"]
+    return QUERIES[name].replace("{members}", members)
+
+
 def has_row_filters(conn: psycopg.Connection[Any]) -> bool:
     """Publication row filters (and column lists) came with PostgreSQL 15."""
     return conn.info.server_version >= 150000
@@ -105,7 +113,7 @@ def read_publication(
     with conn.pipeline():
         conn.execute(QUERIES["stable_output"])
         state_cur = conn.execute(QUERIES["source_state"], params)
-        tables_cur = conn.execute(QUERIES["publication_tables"], params)
+        tables_cur = conn.execute(catalog_query(conn, "publication_tables"), params)
         filters_cur = (
             conn.execute(QUERIES["row_filters"], params) if has_row_filters(conn) else None
         )
@@ -141,6 +149,6 @@ def read_columns(
     if not tables:
         return []
     params = {"publication": publication, "oids": [t.oid for t in tables]}
-    found = dict(conn.execute(QUERIES["table_columns"], params).fetchall())
+    found = dict(conn.execute(catalog_query(conn, "table_columns"), params).fetchall())
     # A table dropped between the two reads has no row: it reads as having no columns.
     return [replace(t, columns_text=found.get(t.oid, "{}")) for t in tables]
