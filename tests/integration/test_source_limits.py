@@ -34,6 +34,8 @@ def locker(source_db: SourceDb) -> Any:
     conn.close()
 
 
+# On every major: pg_get_publication_tables() locks each table on 16+, the reader must not.
+@pytest.mark.pg_matrix
 def test_a_locked_table_fails_alone_within_the_lock_timeout(
     store: Any,
     box: SecretBox,
