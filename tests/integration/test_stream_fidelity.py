@@ -8,9 +8,8 @@ Relation message must match what Rosetta recorded for that relation OID: the car
 order, their names, type text (format_type under search_path=public), type OIDs and key flags.
 
 ROSETTA_FIDELITY_SEEDS (a count or a comma list), ROSETTA_FIDELITY_SEED (one seed) and
-ROSETTA_FIDELITY_STEPS run it longer; ROSETTA_FIDELITY_LENIENT=1 reads columns without the
-reader's ``carried``/``in_replica_identity``/``type_oid`` keys as carried, keyed by
-``is_primary_key``, instead of reporting the missing keys.
+ROSETTA_FIDELITY_STEPS run it longer. A recorded column without the reader's ``carried``,
+``in_replica_identity`` or ``type_oid`` is a disagreement of its own.
 """
 
 from __future__ import annotations
@@ -51,7 +50,6 @@ def _seeds() -> list[int]:
 
 
 STEPS = int(os.environ.get("ROSETTA_FIDELITY_STEPS", "100"))
-LENIENT = os.environ.get("ROSETTA_FIDELITY_LENIENT") == "1"
 CASES = [(major, seed) for major in MAJORS for seed in _seeds()]
 
 
@@ -169,10 +167,8 @@ def recorded_tables(store: psycopg.Connection[Any], source_id: int) -> dict[int,
         for column in (schema_table or {}).values():
             absent = [key for key in NEW_KEYS if key not in column]
             missing.update(absent)
-            carried = column.get("carried", True if LENIENT else None)
-            if carried is None:
-                carried = True  # compared as carried; the missing key is reported once
-            if not carried:
+            # Without the key it is compared as carried; the missing key is reported once.
+            if column.get("carried") is False:
                 continue
             key = column.get("in_replica_identity", column.get("is_primary_key", False))
             columns.append(
@@ -193,7 +189,7 @@ def recorded_tables(store: psycopg.Connection[Any], source_id: int) -> dict[int,
             table_name,
             status,
             tuple(c for _, c in columns),
-            () if LENIENT else tuple(sorted(missing)),
+            tuple(sorted(missing)),
         )
     return out
 
