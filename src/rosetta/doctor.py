@@ -14,6 +14,7 @@ from typing import Any
 
 from rosetta import sqlfile
 from rosetta.catalog.connection import SourceLimits, connect
+from rosetta.catalog.reader import catalog_query
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, SourceConnectionError
 from rosetta.liveness import alive_window, monitor_alive
@@ -315,7 +316,8 @@ def _check_tables(
         published = {
             (r[0], r[1])
             for r in conn.execute(
-                QUERIES["publication_table_names"], {"publication": source.publication_name}
+                catalog_query(conn, "publication_table_names", QUERIES),
+                {"publication": source.publication_name},
             )
         }
         wanted = sorted(tracked | published)
@@ -324,7 +326,7 @@ def _check_tables(
         return
     pub = ident(source.publication_name)
     cur = conn.execute(
-        QUERIES["table_health"],
+        catalog_query(conn, "table_health", QUERIES),
         {
             "schemas": [w[0] for w in wanted],
             "tables": [w[1] for w in wanted],

@@ -52,6 +52,7 @@ def run(store: Any, box: SecretBox, source: Any, table: str | None = None) -> Di
     return doctor.diagnose(store, box, fresh, table)
 
 
+@pytest.mark.pg_matrix  # the publication's tables are read per server version
 def test_store_and_table_checks(
     store: Any, box: SecretBox, shop: Any, sync: Any, source_db: Any
 ) -> None:

@@ -17,15 +17,11 @@ LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = %(slot)s
 -- name: table_health
 -- For each (schema, table) asked about: does it exist, what is it, is it published, can the
 -- source user read it, and can UPDATE/DELETE replicate.
-WITH wanted AS (
+WITH {members},
+wanted AS (
     SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS w (schema_name, table_name)
 ),
-pub AS (
-    SELECT DISTINCT gpt.relid
-    FROM pg_catalog.pg_publication p
-    CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
-    WHERE p.pubname = %(publication)s
-)
+pub AS (SELECT relid FROM members)
 SELECT
     w.schema_name,
     w.table_name,
@@ -50,9 +46,9 @@ LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.tabl
 ORDER BY w.schema_name, w.table_name
 
 -- name: publication_table_names
+-- The members CTE comes from the catalog queries (rosetta.catalog.reader.catalog_query).
+WITH {members}
 SELECT DISTINCT n.nspname::text, c.relname::text
-FROM pg_catalog.pg_publication p
-CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
-JOIN pg_catalog.pg_class c ON c.oid = gpt.relid
+FROM members m
+JOIN pg_catalog.pg_class c ON c.oid = m.relid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE p.pubname = %(publication)s

@@ -91,12 +91,14 @@ def read_state(
     )
 
 
-def catalog_query(conn: psycopg.Connection[Any], name: str) -> LiteralString:
-    """The catalog query ``name`` for the source's server, with the publication's membership
-    (its ``{members}`` fragment) read the way that server allows: from the catalogs on
-    PostgreSQL 15+, through pg_get_publication_tables() on 14."""
+def catalog_query(
+    conn: psycopg.Connection[Any], name: str, queries: sqlfile.Queries = QUERIES
+) -> LiteralString:
+    """The catalog query ``name`` (of ``queries``) for the source's server, with the
+    publication's membership (its ``{members}`` fragment) read the way that server allows: from
+    the catalogs on PostgreSQL 15+, through pg_get_publication_tables() on 14."""
     members = QUERIES["members" if conn.info.server_version >= 150000 else "members_pg14"]
-    return QUERIES[name].replace("{members}", members)
+    return queries[name].replace("{members}", members)
 
 
 def has_row_filters(conn: psycopg.Connection[Any]) -> bool:
