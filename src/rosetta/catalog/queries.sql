@@ -51,11 +51,24 @@ published AS (
         CASE WHEN NOT pub.puballtables
              THEN pg_catalog.string_to_array(
                      pg_catalog.btrim(to_jsonb(pr) ->> 'prattrs', '[]'), ',')::int2[]
-        END AS listed
+        END AS listed,
+        c.relreplident,
+        ri.keycols
     FROM pub
     CROSS JOIN members m
+    JOIN pg_catalog.pg_class c ON c.oid = m.relid
     LEFT JOIN pg_catalog.pg_publication_rel pr
         ON pr.prpubid = pub.oid AND pr.prrelid = m.relid
+    LEFT JOIN LATERAL (
+        -- The index the stream's key flags come from: the primary key for REPLICA IDENTITY
+        -- DEFAULT (not a deferrable one), the chosen index for USING INDEX. Once per table.
+        SELECT i.indkey::int2[] AS keycols
+        FROM pg_catalog.pg_index i
+        WHERE i.indrelid = c.oid AND i.indimmediate
+          AND ((c.relreplident = 'd' AND i.indisprimary AND (i.indisvalid OR c.relkind = 'p'))
+               OR (c.relreplident = 'i' AND i.indisreplident AND i.indisvalid))
+        LIMIT 1
+    ) ri ON true
 ),
 cols AS (
     SELECT
@@ -71,30 +84,19 @@ cols AS (
                 WHEN a.attgenerated = '' THEN true
                 ELSE a.attgenerated = 's' AND m.gencols IS NOT DISTINCT FROM 's'
             END,
-            CASE c.relreplident
+            CASE m.relreplident
                 WHEN 'f' THEN true
                 WHEN 'n' THEN false
-                ELSE COALESCE(a.attnum = ANY (ri.keycols), false)
+                ELSE COALESCE(a.attnum = ANY (m.keycols), false)
             END
         ), 0)) AS digest
     FROM published m
-    JOIN pg_catalog.pg_class c ON c.oid = m.relid
     JOIN pg_catalog.pg_attribute a
         ON a.attrelid = m.relid AND a.attnum > 0 AND NOT a.attisdropped
     JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
     JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = a.attrelid AND pk.contype = 'p'
-    LEFT JOIN LATERAL (
-        -- The index the stream's key flags come from: the primary key for REPLICA IDENTITY
-        -- DEFAULT (not a deferrable one), the chosen index for USING INDEX.
-        SELECT i.indkey::int2[] AS keycols
-        FROM pg_catalog.pg_index i
-        WHERE i.indrelid = c.oid AND i.indimmediate
-          AND ((c.relreplident = 'd' AND i.indisprimary AND (i.indisvalid OR c.relkind = 'p'))
-               OR (c.relreplident = 'i' AND i.indisreplident AND i.indisvalid))
-        LIMIT 1
-    ) ri ON true
     GROUP BY a.attrelid
 )
 SELECT
