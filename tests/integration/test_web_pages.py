@@ -426,3 +426,19 @@ def test_an_unknown_page_is_an_html_404_and_an_unknown_api_path_json(web: TestCl
     assert "Error 404" in page.text and "Back to Rosetta" in page.text
     api = web.get("/api/v1/no-such-thing", headers={"Authorization": "Bearer x"})
     assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
+
+
+def test_replica_identity_is_labelled_from_the_key_columns(
+    web: TestClient, source_db: SourceDb, register: Any, sync: Any, store: Any
+) -> None:
+    tracked_source(
+        source_db,
+        register,
+        sync,
+        "CREATE TABLE keyed (id bigint PRIMARY KEY, note text); CREATE TABLE loose (note text)",
+    )
+    keyed = web.get(f"/tables/{table_id(store, 'keyed')}").text
+    assert "replica identity default (primary key: id)" in keyed
+    loose = web.get(f"/tables/{table_id(store, 'loose')}").text
+    assert "default — no primary key: UPDATE/DELETE cannot replicate" in loose
+    assert "default (primary key)" not in loose

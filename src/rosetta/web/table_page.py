@@ -52,6 +52,23 @@ NOT_CARRIED = {
 }
 TABLE_KINDS = {"r": "table", "p": "partitioned table", "f": "foreign table"}
 REPLICA_IDENTITY = {"d": "default (primary key)", "f": "full", "i": "index", "n": "nothing"}
+
+
+def replica_identity_text(code: str | None, columns: list[Column]) -> str:
+    """The table's replica identity from the facts: its code and which columns form the key."""
+    if code == "d":
+        keys = [c.column_name for c in columns if c.is_primary_key]
+        if not keys:
+            return "default — no primary key: UPDATE/DELETE cannot replicate"
+        return f"default (primary key: {', '.join(keys)})"
+    if code == "i":
+        keys = [c.column_name for c in columns if c.in_replica_identity]
+        return f"index ({', '.join(keys)})" if keys else "index"
+    if code == "n":
+        return "nothing — UPDATE/DELETE cannot replicate"
+    return REPLICA_IDENTITY.get(code or "", code or "—")
+
+
 Version = Annotated[int | None, Query(ge=0, le=10_000_000)]
 
 
@@ -172,9 +189,7 @@ def table_detail(
         source=source,
         table=row,
         table_kind=TABLE_KINDS.get(row.get("table_kind") or "", row.get("table_kind") or "—"),
-        replica_identity=REPLICA_IDENTITY.get(
-            row.get("replica_identity") or "", row.get("replica_identity") or "—"
-        ),
+        replica_identity=replica_identity_text(row.get("replica_identity"), row["columns"]),
         versions=list(reversed(versions)),
         numbers=numbers,
         shown=shown,
