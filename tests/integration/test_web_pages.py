@@ -442,3 +442,13 @@ def test_replica_identity_is_labelled_from_the_key_columns(
     loose = web.get(f"/tables/{table_id(store, 'loose')}").text
     assert "default — no primary key: UPDATE/DELETE cannot replicate" in loose
     assert "default (primary key)" not in loose
+
+
+def test_a_version_that_does_not_exist_is_a_404_saying_so(
+    web: TestClient, source_db: SourceDb, register: Any, sync: Any, store: Any
+) -> None:
+    tracked_source(source_db, register, sync, "CREATE TABLE orders (id bigint PRIMARY KEY)")
+    page = web.get(f"/tables/{table_id(store, 'orders')}?v=99")
+    assert page.status_code == 404
+    assert "has no version 99" in page.text
+    assert web.get(f"/tables/{table_id(store, 'orders')}?v=1").status_code == 200

@@ -157,7 +157,14 @@ def table_detail(
     numbers = [int(ver["version_schema"]) for ver in versions]
     latest: int | None = row["version"]
 
-    shown = v if v in numbers else latest
+    if v is not None and v not in numbers:
+        return not_found(
+            request,
+            f"Table {row['name']} has no version {v}: its versions are v{numbers[0]} to v{latest}."
+            if numbers
+            else f"Table {row['name']} has no recorded version yet.",
+        )
+    shown = v if v is not None else latest
     marks: dict[str, list[dict[str, Any]]] = {}
     shown_row: dict[str, Any] | None = None
     if shown is not None:
