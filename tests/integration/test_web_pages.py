@@ -452,3 +452,17 @@ def test_a_version_that_does_not_exist_is_a_404_saying_so(
     assert page.status_code == 404
     assert "has no version 99" in page.text
     assert web.get(f"/tables/{table_id(store, 'orders')}?v=1").status_code == 200
+
+
+def test_the_tables_tab_count_agrees_with_its_pager(
+    web: TestClient, source_db: SourceDb, register: Any, sync: Any, store: Any
+) -> None:
+    source = tracked_source(
+        source_db, register, sync, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int)"
+    )
+    source_db.sql("DROP TABLE b")
+    sync(source)
+    page = web.get(f"/sources/{source.id}").text
+    assert "1 table tracked, 1 removed" in page
+    assert re.search(r'Tables <span class="tab-count"[^>]*>2</span>', page)
+    assert "of 2 tables" in page
