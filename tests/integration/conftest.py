@@ -126,6 +126,30 @@ GARBAGE = b"SSH-2.0-OpenSSH_9.6 not http at all\r\n\r\n"
 HUGE_HEADER = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
 
 
+def _read_request(conn: socket.socket) -> None:
+    """Read one whole HTTP request (headers and a Content-Length body), so that closing the
+    connection afterwards is a clean close, never a reset for unread bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+        if not data[:1].isupper():
+            return  # not HTTP (a TLS ClientHello): what came is all there is to read
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip() or b"0")
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
 class Peer:
     """A TCP server on 127.0.0.1 that reads each request and answers ``reply`` (None: never
     answers, holding the connection open); with ``trickle``, sends it one byte at a time."""
@@ -158,7 +182,7 @@ class Peer:
         with conn:
             conn.settimeout(5)
             try:
-                conn.recv(65536)
+                _read_request(conn)
                 if self.reply is None:
                     self.stopping.wait()
                 elif self.trickle:
