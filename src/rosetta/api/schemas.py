@@ -521,8 +521,11 @@ class WebhookOut(BaseModel):
     signed: bool = Field(description="A secret signs its deliveries (the secret is not shown).")
     created_at: datetime
     delivered: int
-    pending: int
-    failed: int
+    pending: int = Field(description="Waiting for an attempt, retries included.")
+    retrying: int = Field(
+        0, description="Of the pending ones, those already refused or unanswered at least once."
+    )
+    failed: int = Field(description="Given up after every attempt.")
 
 
 class WebhookTestOut(BaseModel):

@@ -68,10 +68,11 @@ def webhook_list(
         typer.echo("No webhooks: add one with `rosetta webhook add SOURCE URL`.")
         return
     for r in rows:
+        retrying = f" ({r['retrying']} retrying)" if r.get("retrying") else ""
         typer.echo(
             f"{r['id']:>4}  {r['source']}  {r['url']}  events: {', '.join(r['events'])}  "
             f"{'signed' if r['signed'] else 'unsigned'}  delivered {r['delivered']}, "
-            f"pending {r['pending']}, failed {r['failed']}"
+            f"pending {r['pending']}{retrying}, failed {r['failed']}"
         )
 
 

@@ -11,6 +11,8 @@ SELECT e.id, e.source_id, s.name AS source, e.url, e.events, e.enabled, e.create
        (SELECT count(*) FROM webhook_deliveries d
         WHERE d.endpoint_id = e.id AND d.status = 'pending') AS pending,
        (SELECT count(*) FROM webhook_deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.attempts > 0) AS retrying,
+       (SELECT count(*) FROM webhook_deliveries d
         WHERE d.endpoint_id = e.id AND d.status = 'failed') AS failed
 FROM webhook_endpoints e
 JOIN sources s ON s.id = e.source_id

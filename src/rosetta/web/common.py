@@ -62,10 +62,6 @@ def summary_payload(summary: SyncSummary) -> dict[str, Any]:
 
 
 def sync_messages(summary: SyncSummary, done: str | None = None) -> list[tuple[str, str]]:
-    """Flash lines for an action followed by a sync."""
-    messages: list[tuple[str, str]] = []
-    if done:
-        messages.append(("ok", done))
-    if summary.error is not None:
-        messages.append(("error", f"The sync failed: {summary.error}"))
-    return messages
+    """Flash lines for an action followed by a sync. A failed sync's error is not one of them:
+    the sync summary shown with them says it (once on the page)."""
+    return [("ok", done)] if done else []

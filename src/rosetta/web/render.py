@@ -47,6 +47,7 @@ BADGE_CLASSES = {
     "FAIL": "bad",
     "delivered": "ok",
     "pending": "info",
+    "retrying": "warn",
 }
 
 OUTCOME_LABELS = {

@@ -45,6 +45,7 @@ def _out(row: dict[str, Any]) -> WebhookOut:
         created_at=row["created_at"],
         delivered=row["delivered"],
         pending=row["pending"],
+        retrying=row["retrying"],
         failed=row["failed"],
     )
 
