@@ -32,7 +32,10 @@ def test_demo_on_the_embedded_store(tmp_path: Path) -> None:
         command = re.search(r"PGPASSFILE=(\S+) psql \"([^\"]+)\" -c '([^']+)'", output)
         assert command is not None, output
         pgpass, conninfo, statement = command.groups()
-        assert statement == "ALTER PUBLICATION rosetta_publication ADD TABLE shipments;"
+        assert statement == (
+            "ALTER PUBLICATION rosetta_publication SET TABLE customers, orders, products, "
+            "shipments;"
+        )
         assert oct(Path(pgpass).stat().st_mode & 0o777) == "0o600"
         assert Path(pgpass).read_text().split(":")[-1].strip() not in output  # no password shown
 

@@ -37,13 +37,28 @@ class Context:
 
         self.settings: Settings = Settings()
         self._url: str | None = None
+        self.started_store = False
+        """Whether this run started the embedded store's PostgreSQL server."""
+        self.announce_start = True
+        """Say on stderr, in one line, that the embedded store was started and keeps running."""
 
     @property
     def store_url(self) -> str:
         if self._url is None:
-            from rosetta.runtime import store_url
+            if self.settings.database_url is not None:
+                self._url = self.settings.database_url.get_secret_value()
+            else:
+                from rosetta.pg.embedded import EmbeddedStore
 
-            self._url = store_url(self.settings)
+                embedded = EmbeddedStore(self.settings.data_dir.resolve())
+                self._url = embedded.ensure_running()
+                self.started_store = embedded.started
+                if self.started_store and self.announce_start:
+                    typer.echo(
+                        f"Started the embedded store's PostgreSQL server ({embedded.data_dir}); "
+                        "it keeps running after this command: `rosetta db stop` stops it.",
+                        err=True,
+                    )
         return self._url
 
     def store(self, *, autocommit: bool = False) -> Conn:

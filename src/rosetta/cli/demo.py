@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
 import typer
 
 from rosetta.cli.base import Context, app, context
-from rosetta.cli.server import HostOpt, PortOpt, run_server
+from rosetta.cli.server import HostOpt, PortOpt, bind_listener, run_server
+
+if TYPE_CHECKING:
+    import socket
+
+    import psycopg
+
+    from rosetta.pg.embedded import EmbeddedStore
 
 DEMO_DATABASE = "rosetta_demo"
 DEMO_SOURCE = "demo"
 DEMO_PUBLICATION = "rosetta_publication"
+DEMO_TOKEN_RE = re.compile(r"^demo-[0-9a-f]{8}$")
+"""The names of the demo's tokens: each start revokes the earlier ones."""
 DEMO_SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -82,10 +97,10 @@ DEMO_ROLE = "rosetta_demo"
 DEMO_TABLES = ("customers", "products", "orders", "order_items", "shipments")
 
 
-def _demo_database(store_url: str) -> tuple[str, str, bool]:
+def _demo_database(store_url: str) -> tuple[str, str, Suggestion]:
     """Create the demo source database beside the store (once), owned by a role of its own;
     returns the URL Rosetta reads it with, the URL of the store's own user for it (the user plays
-    the DBA with it), and whether ``shipments`` is in the publication yet.
+    the DBA with it), and the change to suggest (:func:`_suggestion`).
 
     The demo source never uses the store's superuser: its role may log in, owns the demo's
     tables and publication (so that it, and the printed psql command, may change them), and
@@ -161,11 +176,53 @@ def _demo_database(store_url: str) -> tuple[str, str, bool]:
                     "INSERT INTO products (sku, name, price) VALUES "
                     "('TEA-001', 'Earl Grey, 100 g', 6.50), ('MUG-002', 'Mug', 12.00)"
                 )
-            shipments = conn.execute(
-                "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND tablename = %s",
-                (DEMO_PUBLICATION, "shipments"),
-            ).fetchone()
-    return url, admin_url, shipments is not None
+            suggestion = _suggestion(conn)
+    return url, admin_url, suggestion
+
+
+class Suggestion(NamedTuple):
+    what: str
+    statement: str
+
+
+def _suggestion(conn: psycopg.Connection[Any]) -> Suggestion:
+    """The change the demo suggests, chosen from the demo database's current state, as a
+    statement that succeeds however often it runs: first ``shipments`` joins the publication
+    (``SET TABLE`` with the current members and it), then ``customers.phone`` is added, dropped,
+    added again at each start (``IF NOT EXISTS``, ``IF EXISTS``). Names are quoted by the server
+    (``quote_ident``) wherever they need it."""
+    members = [
+        str(row[0])
+        for row in conn.execute(
+            "SELECT CASE WHEN schemaname = 'public' THEN quote_ident(tablename) "
+            "ELSE quote_ident(schemaname) || '.' || quote_ident(tablename) END "
+            "FROM pg_publication_tables WHERE pubname = %s ORDER BY schemaname, tablename",
+            (DEMO_PUBLICATION,),
+        )
+    ]
+    if "shipments" not in members:
+        tables = ", ".join([*members, "shipments"])
+        return Suggestion(
+            "add a table to the publication",
+            f"ALTER PUBLICATION {DEMO_PUBLICATION} SET TABLE {tables};",
+        )
+    has_phone = conn.execute(
+        "SELECT 1 FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name = 'customers' AND column_name = 'phone'"
+    ).fetchone()
+    if has_phone is None:
+        return Suggestion(
+            "add a column", "ALTER TABLE customers ADD COLUMN IF NOT EXISTS phone varchar(30);"
+        )
+    return Suggestion("drop a column", "ALTER TABLE customers DROP COLUMN IF EXISTS phone;")
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the demo runs so that it stops what it started."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
 
 
 @app.command()
@@ -173,18 +230,69 @@ def demo(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
 ) -> None:
-    """Try Rosetta: a demo source database beside the embedded store, registered, then served."""
+    """Try Rosetta: a demo source database beside the embedded store, registered, then served.
+    Ctrl+C stops it, and the embedded store's server too if the demo started it."""
+    from rosetta.pg.embedded import EmbeddedStore
+
+    listener = bind_listener(host, port)  # before anything is printed or started
+    ctx = context()
+    ctx.announce_start = False  # the demo says it at exit instead
+    embedded = (
+        EmbeddedStore(ctx.settings.data_dir.resolve())
+        if ctx.settings.database_url is None
+        else None
+    )
+    ran_before = embedded is not None and embedded.has_live_server()
+    signal.signal(signal.SIGTERM, _terminated)
+    stopped_by: signal.Signals | None = None
+    try:
+        with listener:
+            _run_demo(ctx, host, port, listener)
+    except KeyboardInterrupt:
+        stopped_by = signal.SIGINT
+    except _Terminated:
+        stopped_by = signal.SIGTERM
+    finally:
+        # A second Ctrl+C (or a service manager's SIGTERM) must not cut the clean stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        typer.echo(_stop(embedded, ran_before))
+    if stopped_by is not None:
+        # End as the signal ends a program (as `rosetta serve` does), so a shell or a service
+        # manager sees what stopped it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(stopped_by, signal.SIG_DFL)
+        signal.raise_signal(stopped_by)
+
+
+def _stop(embedded: EmbeddedStore | None, ran_before: bool) -> str:
+    """Stop what the demo started; one line saying what was stopped and what keeps running."""
+    if embedded is None:
+        return "Demo stopped; the store at ROSETTA_DATABASE_URL keeps running."
+    if ran_before:
+        return (
+            "Demo stopped; the embedded store's PostgreSQL server was running before the demo, "
+            "so it keeps running: `rosetta db stop` stops it."
+        )
+    if embedded.stop():
+        started = embedded.pgdata
+        return f"Demo stopped, and with it the embedded PostgreSQL server it started ({started})."
+    return "Demo stopped; no embedded PostgreSQL server was left to stop."
+
+
+def _run_demo(ctx: Context, host: str, port: int, listener: socket.socket) -> None:
     import secrets
+    import shlex
 
     from rosetta import services, sources, tokens
     from rosetta.errors import SourceNotFoundError
     from rosetta.store import db, repository
 
-    ctx = context()
     ctx.logging()
     typer.echo("Starting the store (the first start takes a few seconds)...")
     db.upgrade(ctx.store_url)
-    demo_url, dba_url, shipments_published = _demo_database(ctx.store_url)
+    demo_url, dba_url, suggestion = _demo_database(ctx.store_url)
     box = ctx.box()
     with ctx.unit() as store:
         demo_input = sources.SourceInput(DEMO_SOURCE, sources.parse_dsn(demo_url), DEMO_PUBLICATION)
@@ -196,15 +304,25 @@ def demo(
         except SourceNotFoundError:
             source = sources.add_source(store, box, demo_input)
         services.sync_after(store, source.id, box, ctx.limits())  # commits the source first
+        # Exactly one demo token is live: each start revokes the ones it printed before.
+        revoked = 0
+        for earlier in tokens.list_tokens(store):
+            if earlier.active and DEMO_TOKEN_RE.match(earlier.name):
+                tokens.revoke_token(store, earlier.name)
+                revoked += 1
         token_name = f"demo-{secrets.token_hex(4)}"
         token = tokens.create_token(store, token_name, tokens.Role.ADMIN)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    if shipments_published:
-        what = "change a table"
-        statement = "ALTER TABLE customers ADD COLUMN phone varchar(30);"
-    else:
-        what = "add a table to the publication"
-        statement = f"ALTER PUBLICATION {DEMO_PUBLICATION} ADD TABLE shipments;"
+    earlier_note = (
+        f"; the {revoked} earlier demo token{'s are' if revoked > 1 else ' is'} revoked"
+        if revoked
+        else ""
+    )
+    store_note = (
+        "Ctrl+C stops the demo and the embedded store's PostgreSQL server it started."
+        if ctx.settings.database_url is None and ctx.started_store
+        else "Ctrl+C stops the demo."
+    )
     typer.echo(
         f"""
 Rosetta is ready. Source '{DEMO_SOURCE}' tracks publication {DEMO_PUBLICATION} of the demo
@@ -212,16 +330,16 @@ database {DEMO_DATABASE}.
 
   Web UI:    http://{shown}:{port}/      (log in with the token below)
   API docs:  http://{shown}:{port}/docs
-  API token: {token}      (named {token_name}; shown once)
+  API token: {token}      (named {token_name}; shown once{earlier_note})
 
   curl -H "Authorization: Bearer {token}" http://{shown}:{port}/api/v1/sources
 
-Try it: {what}, then wait for the monitor (up to {ctx.settings.monitor_interval:g} s) or
+Try it: {suggestion.what}, then wait for the monitor (up to {ctx.settings.monitor_interval:g} s) or
 press Refresh on the source's page:
 
-  {_psql_command(ctx, dba_url)} -c '{statement}'
+  {_psql_command(ctx, dba_url)} -c {shlex.quote(suggestion.statement)}
 
-Press Ctrl+C to stop.
+{store_note}
 """
     )
-    run_server(ctx, host, port, with_monitor=True, with_webhooks=True)
+    run_server(ctx, host, port, with_monitor=True, with_webhooks=True, listener=listener)

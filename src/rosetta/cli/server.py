@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rosetta.cli.base import Context, JsonOpt, app, console, context, esc, print_json
+from rosetta.cli.base import Context, JsonOpt, app, console, context, esc, fail, print_json
+
+if TYPE_CHECKING:
+    import socket
 
 token_app = typer.Typer(help="API tokens for the REST API and the web UI.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -128,34 +131,91 @@ NoWebhooksOpt = Annotated[
 ]
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The web server's listening socket, bound before anything else starts or is printed: a
+    taken port, or an address this machine does not have, is one line with the fix."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise fail(
+            f"cannot listen on {host!r}: no such address; choose another with --host"
+        ) from None
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise fail(
+                f"port {port} on {host} is already in use: choose another with --port "
+                f"(e.g. --port {port + 1 if port < 65535 else 8080})"
+            ) from None
+        if error.errno == errno.EACCES:
+            raise fail(
+                f"port {port} needs privileges this user does not have: "
+                "choose one above 1023 with --port"
+            ) from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise fail(
+                f"cannot listen on {host}: this machine has no such address; "
+                "choose another with --host"
+            ) from None
+        raise fail(
+            f"cannot listen on {host} port {port}: {error.strerror or error}; "
+            "choose another with --host or --port"
+        ) from None
+
+
 def run_server(
-    ctx: Context, host: str, port: int, *, with_monitor: bool, with_webhooks: bool = True
+    ctx: Context,
+    host: str,
+    port: int,
+    *,
+    with_monitor: bool,
+    with_webhooks: bool = True,
+    listener: socket.socket | None = None,
 ) -> None:
     """Run the API and the web UI (and the monitor, and the webhook dispatcher) until
-    interrupted. Imports the web stack."""
+    interrupted, on ``listener`` (bound here from ``host`` and ``port`` if not given). Imports
+    the web stack."""
+    import logging
+
     import uvicorn
 
     from rosetta.api.app import create_app
     from rosetta.monitor import Monitor
 
-    box = ctx.box()
-    ctx.store().close()  # fail fast, in one line, if the store is unreachable or not migrated
-    monitor = (
-        Monitor(
-            ctx.store_url,
-            box,
-            interval=ctx.settings.monitor_interval,
-            concurrency=ctx.settings.monitor_concurrency,
-            limits=ctx.limits(),
-            full_every=ctx.settings.monitor_full_every,
+    if listener is None:
+        listener = bind_listener(host, port)
+    with listener:
+        box = ctx.box()
+        ctx.store().close()  # fail fast, in one line, if the store is unreachable or not migrated
+        monitor = (
+            Monitor(
+                ctx.store_url,
+                box,
+                interval=ctx.settings.monitor_interval,
+                concurrency=ctx.settings.monitor_concurrency,
+                limits=ctx.limits(),
+                full_every=ctx.settings.monitor_full_every,
+            )
+            if with_monitor
+            else None
         )
-        if with_monitor
-        else None
-    )
-    web = create_app(
-        ctx.settings, ctx.store_url, box, monitor=monitor, dispatch_webhooks=with_webhooks
-    )
-    uvicorn.run(web, host=host, port=port, log_level=ctx.settings.log_level.lower())
+        web = create_app(
+            ctx.settings, ctx.store_url, box, monitor=monitor, dispatch_webhooks=with_webhooks
+        )
+        config = uvicorn.Config(web, host=host, port=port, log_level=ctx.settings.log_level.lower())
+        server = uvicorn.Server(config)
+        shown = f"[{host}]" if ":" in host else host
+        logging.getLogger("uvicorn.error").info(
+            "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port
+        )
+        server.run(sockets=[listener])
+        if not server.started:
+            raise typer.Exit(3)  # uvicorn's own exit code when the app does not start
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 Used when no ROSETTA_DATABASE_URL is given. The server is created and started on first use, keeps
 running between commands (it is started with ``pg_ctl``, detached from this process) and is
-reused by later ones; :meth:`EmbeddedStore.stop` stops it.
+reused by later ones; :meth:`EmbeddedStore.stop` stops it. :attr:`EmbeddedStore.started` says
+whether :meth:`EmbeddedStore.ensure_running` started it, so a command can say so (and ``rosetta
+demo`` stops on exit what it started).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +111,17 @@ class EmbeddedStore:
     """Rosetta's own PostgreSQL server, kept under ``data_dir`` (made absolute)."""
 
     data_dir: Path
+    started: bool = field(default=False, init=False)
+    """Whether :meth:`ensure_running` started the server (it was not running before)."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().absolute()
+
+    @property
+    def pgdata(self) -> Path | None:
+        """The cluster's data directory, once one was made."""
+        state = self._read_state()
+        return Path(state.pgdata) if state is not None else None
 
     @property
     def state_path(self) -> Path:
@@ -125,9 +135,16 @@ class EmbeddedStore:
             state = self._read_state()
             if state is None or not state.initialized:
                 state = self._initialize(state)
+                self.started = True
             elif not _accepts_connections(state.server()):
+                self.started = live_postmaster(Path(state.pgdata)) is None
                 state = self._start(state)
             return state.server().url(state.database)
+
+    def has_live_server(self) -> bool:
+        """Whether a PostgreSQL server runs on the cluster now (accepting connections or not)."""
+        pgdata = self.pgdata
+        return pgdata is not None and live_postmaster(pgdata) is not None
 
     def is_running(self) -> bool:
         """Whether the server accepts connections."""
