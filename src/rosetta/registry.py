@@ -6,6 +6,7 @@ What the API and the web pages show, so both say the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from psycopg.rows import dict_row
@@ -13,8 +14,11 @@ from psycopg.rows import dict_row
 from rosetta.errors import InvalidInputError, NotFoundError
 from rosetta.schema.diff import Change, diff
 from rosetta.schema.model import Column, TableSchema, display_name
+from rosetta.sqlfile import Queries
 from rosetta.store import repository
 from rosetta.store.repository import QUERIES, Conn
+
+TIMELINE_QUERIES = Queries("rosetta.store", "timeline.sql")
 
 STATUSES = ("tracked", "removed", "error", "healed", "no_select")
 SchemaState = Literal["recorded", "missing", "no_columns"]
@@ -139,6 +143,49 @@ def versions(conn: Conn, table_id: int) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(QUERIES["versions_list"], {"table_id": table_id})
         return cur.fetchall()
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a table's timeline: a version (``version`` set) or an event of the table
+    (``event``: removed, re-added or healed), at ``at``."""
+
+    at: datetime
+    version: dict[str, Any] | None = None
+    event: str | None = None
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A table's versions and events, newest first: ``recent`` holds the latest ``keep``
+    versions (and the events since the oldest of them), ``older`` the rest."""
+
+    recent: list[TimelineEntry]
+    older: list[TimelineEntry]
+    older_versions: int
+
+
+def table_events(conn: Conn, table_id: int) -> list[dict[str, Any]]:
+    """When the table was removed from its publication, came back, or was healed."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(TIMELINE_QUERIES["table_events"], {"table_id": table_id})
+        return cur.fetchall()
+
+
+def timeline(versions: list[dict[str, Any]], events: list[dict[str, Any]], keep: int) -> Timeline:
+    """Merge ``versions`` (oldest first) and ``events`` (oldest first) newest first, and split
+    them after the latest ``keep`` versions. An event at the same time as a version (a heal that
+    wrote one) is listed just above it."""
+    entries = [TimelineEntry(v["created_at"], version=v) for v in versions]
+    entries += [TimelineEntry(e["created_at"], event=e["event"]) for e in events]
+    entries.sort(key=lambda e: (e.at, e.version is None), reverse=True)
+    seen = 0
+    for i, entry in enumerate(entries):
+        if entry.version is not None:
+            seen += 1
+            if seen > keep:
+                return Timeline(entries[:i], entries[i:], len(versions) - keep)
+    return Timeline(entries, [], 0)
 
 
 def version(conn: Conn, table_id: int, number: int) -> dict[str, Any]:

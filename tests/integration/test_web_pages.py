@@ -402,11 +402,11 @@ def test_table_page_shows_columns_versions_and_diff(
     assert 'data-change="NEW COLUMN"' in diff and "shipped_at" in diff
     assert 'class="chg chg-add"' in diff and 'class="chg chg-type"' in diff
     assert "numeric(10,2)" in diff and "numeric(12,2)" in diff and "breaking" in diff
-    columns = v2.text.split('id="diff"')[0]
+    columns = v2.text.split('id="columns"')[1]
     assert 'class="chg chg-add"' in columns and "shipped_at" in columns
 
     old = web.get(f"/tables/{tid}?v=1&from=0&to=1")
-    columns_v1 = old.text.split('id="diff"')[0]
+    columns_v1 = old.text.split('id="columns"')[1]
     assert "shipped_at" not in columns_v1 and "numeric(10,2)" in columns_v1
     assert old.text.split('id="diff"')[1].count('data-change="NEW COLUMN"') == 3
 

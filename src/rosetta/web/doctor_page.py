@@ -1,7 +1,9 @@
 """The Diagnose page: `rosetta doctor` for one source (or one of its tables), check by check.
 
-Every check shows its PASS / WARN / FAIL badge, its detail and, unless it passed, its fix. Table
-checks are grouped by table; a table's passing checks are folded away.
+Every check shows its PASS / WARN / FAIL badge, its detail and, unless it passed, its fix.
+Failures and warnings come first and passing checks are folded away: a section's passing checks
+under one line, and every table that passes all its checks under one line of names (a source of
+hundreds of tables is a short page). Table checks are grouped by table, worst first.
 """
 
 from __future__ import annotations
@@ -37,6 +39,28 @@ class TableChecks:
     @property
     def worst(self) -> CheckStatus:
         return min((c.status for c in self.problems), key=RANK.__getitem__, default=PASS)
+
+
+@dataclass
+class Section:
+    """The store-and-monitor or the source checks: problems (worst first) and passing ones."""
+
+    key: str
+    problems: list[Check]
+    passing: list[Check]
+
+    @property
+    def worst(self) -> CheckStatus:
+        return min((c.status for c in self.problems), key=RANK.__getitem__, default=PASS)
+
+
+def section(key: str, checks: list[Check]) -> Section:
+    problems = sorted((c for c in checks if c.status != PASS), key=lambda c: RANK[c.status])
+    return Section(key, problems, [c for c in checks if c.status == PASS])
+
+
+def worst_of(tables: list[TableChecks]) -> CheckStatus:
+    return min((t.worst for t in tables), key=RANK.__getitem__, default=PASS)
 
 
 def group(
@@ -77,6 +101,14 @@ def diagnose_page(
     )
     duration = time.monotonic() - started
     general, own, tables = group(diag.checks, source.name)
+    sections = [section("general", general)]
+    if own:
+        sections.append(section("source", own))
+    if tables:
+        sections.append(Section("tables", [], []))
+    # Problems first: a section with a failure before one with a warning before one that passes.
+    order = {s.key: RANK[worst_of(tables) if s.key == "tables" else s.worst] for s in sections}
+    sections.sort(key=lambda s: order[s.key])
     return render(
         request,
         "doctor.html",
@@ -86,8 +118,8 @@ def diagnose_page(
         failed=diag.failed,
         counts=diag.counts(),
         duration=duration,
-        general=general,
-        own=own,
-        tables=tables,
-        with_problems=sum(1 for t in tables if t.problems),
+        sections=sections,
+        tables=[t for t in tables if t.problems],
+        passing_tables=[t for t in tables if not t.problems],
+        table_count=len(tables),
     )

@@ -50,6 +50,11 @@ NOT_CARRIED = {
     "virtual": "virtual generated",
     "column_list": "not in the column list",
 }
+EVENT_LABELS = {
+    "removed": "Removed from the publication",
+    "re-added": "Back in the publication",
+    "healed": "Missing schema healed",
+}
 TABLE_KINDS = {"r": "table", "p": "partitioned table", "f": "foreign table"}
 REPLICA_IDENTITY = {"d": "default (primary key)", "f": "full", "i": "index", "n": "nothing"}
 
@@ -68,6 +73,9 @@ def replica_identity_text(code: str | None, columns: list[Column]) -> str:
         return "nothing — UPDATE/DELETE cannot replicate"
     return REPLICA_IDENTITY.get(code or "", code or "—")
 
+
+# How many versions the timeline lists before folding the older ones.
+TIMELINE_KEEP = 10
 
 Version = Annotated[int | None, Query(ge=0, le=10_000_000)]
 
@@ -181,14 +189,16 @@ def table_detail(
     diff_to = diff_from = None
     changes: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
-    if latest is not None:
-        diff_to = to if to in numbers else latest
+    if shown is not None:
+        # The version shown is compared with the one before it, unless ?from= / ?to= say otherwise.
+        diff_to = to if to in numbers else shown
         diff_from = from_ if from_ is not None and (from_ in numbers or from_ == 0) else None
         if diff_from is None:
             diff_from = _before(numbers, diff_to)
         changes = described(registry.diff_versions(conn, table_id, diff_from, diff_to))
         dropped = [m for ms in marks.values() for m in ms if m["css"] == "drop"]
 
+    line = registry.timeline(versions, registry.table_events(conn, table_id), TIMELINE_KEEP)
     return render(
         request,
         "table.html",
@@ -197,7 +207,10 @@ def table_detail(
         table=row,
         table_kind=TABLE_KINDS.get(row.get("table_kind") or "", row.get("table_kind") or "—"),
         replica_identity=replica_identity_text(row.get("replica_identity"), row["columns"]),
-        versions=list(reversed(versions)),
+        versions=versions,
+        timeline=line,
+        event_labels=EVENT_LABELS,
+        older_open=any(e.version and e.version["version_schema"] == shown for e in line.older),
         numbers=numbers,
         shown=shown,
         shown_row=shown_row,

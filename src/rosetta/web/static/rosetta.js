@@ -2,10 +2,27 @@
 (function () {
   "use strict";
 
-  // A select marked data-autosubmit submits its form when changed.
+  // A select marked data-autosubmit submits its form on an explicit choice: picked with the
+  // mouse (or set by a script), or Enter. Arrow keys on the closed select change it at each
+  // press: they only move the choice, and Enter (or the form's button) goes there.
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    var keyed = false;
+    function go() {
+      if (!select.form) { return; }
+      if (select.form.requestSubmit) { select.form.requestSubmit(); } else { select.form.submit(); }
+    }
+    select.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        keyed = false;
+        go();
+      } else if (event.key !== "Tab") {
+        keyed = true;
+      }
+    });
+    select.addEventListener("pointerdown", function () { keyed = false; });
     select.addEventListener("change", function () {
-      if (select.form) { select.form.submit(); }
+      if (!keyed) { go(); }
     });
   });
 
