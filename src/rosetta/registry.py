@@ -205,4 +205,4 @@ def diff_versions(conn: Conn, table_id: int, older: int, newer: int) -> list[Cha
         raise InvalidInputError("versions are numbered from 1 (0 means before the first)")
     old = version(conn, table_id, older)["schema_table_new"] if older else {}
     new = version(conn, table_id, newer)["schema_table_new"] if newer else {}
-    return diff(TableSchema.from_json(old), TableSchema.from_json(new))
+    return diff(TableSchema.from_json(old), TableSchema.from_json(new), initial=not older)

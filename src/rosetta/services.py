@@ -46,6 +46,7 @@ def validate(data: sources.SourceInput) -> None:
     sources.validate_identifier(data.publication_name, "publication name")
     if data.replication_name:
         sources.validate_identifier(data.replication_name, "replication slot name")
+    sources.validate_webhook_severity(data.webhook_severity)
 
 
 def sync_after(store: Conn, source_id: int, box: SecretBox, limits: SourceLimits) -> SyncSummary:

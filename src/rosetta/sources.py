@@ -19,6 +19,7 @@ from rosetta.catalog.connection import (
 from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.crypto import SecretBox
 from rosetta.errors import InvalidInputError, SourceConnectionError
+from rosetta.schema import severity
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
 from rosetta.uow import map_source_errors
@@ -35,6 +36,7 @@ class SourceInput:
     params: ConnectionParams
     publication_name: str
     replication_name: str | None = None
+    webhook_severity: str = "all"
 
 
 def validate_name(name: str) -> str:
@@ -49,6 +51,17 @@ def validate_name(name: str) -> str:
 def validate_identifier(value: str, what: str) -> str:
     if not value or len(value.encode()) > MAX_IDENTIFIER_BYTES or "\x00" in value:
         raise InvalidInputError(f"invalid {what} {value!r}: use 1-63 bytes")
+    return value
+
+
+def validate_webhook_severity(value: str) -> str:
+    """``value`` if it is a source's webhook threshold (``all`` or ``breaking``)."""
+    if value not in severity.WEBHOOK_SEVERITIES:
+        raise InvalidInputError(
+            f"invalid webhook severity {value!r}: use "
+            + " or ".join(severity.WEBHOOK_SEVERITIES)
+            + " (which changes send webhooks)"
+        )
     return value
 
 
@@ -106,6 +119,7 @@ def _values(data: SourceInput, box: SecretBox) -> dict[str, Any]:
             if data.replication_name
             else None
         ),
+        "webhook_severity": validate_webhook_severity(data.webhook_severity),
     }
 
 

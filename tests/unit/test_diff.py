@@ -197,7 +197,8 @@ def test_every_kind_is_known() -> None:
     ("change", "expected"),
     [
         (Change(DROP_COLUMN, "a", {}, None), "breaking"),
-        (Change(CHANGES_TYPE, "a", "integer", "bigint"), "breaking"),
+        (Change(CHANGES_TYPE, "a", "bigint", "integer"), "breaking"),
+        (Change(CHANGES_TYPE, "a", "integer", "bigint"), "safe"),
         (Change(RENAME_COLUMN, "b", "a", "b"), "breaking"),
         (Change(CHANGES_PRIMARY_KEY, "a", False, True), "breaking"),
         (Change(CHANGES_NULLABLE, "a", True, False), "breaking"),

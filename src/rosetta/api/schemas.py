@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
@@ -184,6 +184,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
+WebhookSeverity = Literal["all", "breaking"]
+WEBHOOK_SEVERITY_HELP = (
+    "Which changes send webhooks: all (default), or only breaking ones (see the severity model)."
+)
+
+
 class SourceCreate(_Strict):
     name: SourceName
     host: Host
@@ -201,6 +207,7 @@ class SourceCreate(_Strict):
         "require_auth, target_session_attrs, keepalives... (never host, port, hostaddr, user, "
         "dbname, password or files).",
     )
+    webhook_severity: WebhookSeverity = Field(default="all", description=WEBHOOK_SEVERITY_HELP)
 
 
 class SourceUpdate(_Strict):
@@ -217,6 +224,9 @@ class SourceUpdate(_Strict):
         default=None, description="Send null or '' to clear the slot."
     )
     options: Options | None = None
+    webhook_severity: WebhookSeverity | None = Field(
+        default=None, description=WEBHOOK_SEVERITY_HELP
+    )
 
 
 class SourceOut(BaseModel):
@@ -232,6 +242,7 @@ class SourceOut(BaseModel):
     replication_name: str | None
     is_publication_enabled: bool
     is_replication_enabled: bool
+    webhook_severity: WebhookSeverity = Field(description=WEBHOOK_SEVERITY_HELP)
     table_count: int | None = None
     created_at: datetime
     updated_at: datetime

@@ -17,6 +17,15 @@ from rosetta.cli.base import (
     read_secret_stdin,
 )
 
+WebhookSeverityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--webhook-severity",
+        help="Which changes send webhooks: all, or only breaking ones.",
+        metavar="all|breaking",
+    ),
+]
+
 source_app = typer.Typer(help="Register and manage source databases.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
 
@@ -33,13 +42,15 @@ def source_add(
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
     sync: Annotated[bool, typer.Option(help="Sync the publication right away.")] = True,
+    webhook_severity: WebhookSeverityOpt = None,
 ) -> None:
     """Register a source database (its connection is tested first)."""
     from rosetta import services, sources
 
     ctx = context()
     params = sources.parse_dsn(dsn, read_secret_stdin() if password_stdin else None)
-    data = sources.SourceInput(name, params, publication, slot)
+    severity = "all" if webhook_severity is None else webhook_severity
+    data = sources.SourceInput(name, params, publication, slot, severity)
     services.validate(data)
     box = ctx.box()
     if sync:
@@ -67,8 +78,9 @@ def source_update(
     slot: Annotated[str | None, typer.Option(help="New replication slot ('' for none).")] = None,
     rename: Annotated[str | None, typer.Option(help="New name.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    webhook_severity: WebhookSeverityOpt = None,
 ) -> None:
-    """Change a source's connection, publication, slot or name."""
+    """Change a source's connection, publication, slot, name or webhook severity."""
     from rosetta import services, sources
     from rosetta.catalog.reader import ConnectionParams
     from rosetta.store import repository
@@ -88,6 +100,7 @@ def source_update(
             params,
             publication or src.publication_name,
             (slot or None) if slot is not None else src.replication_name,
+            webhook_severity if webhook_severity is not None else src.webhook_severity,
         )
         done = services.update_source(store, ctx.box(), ctx.limits(), src, data)
     typer.echo(f"Updated source {done.source.name}.")
@@ -148,6 +161,7 @@ def _source_json(s: Any) -> dict[str, Any]:
         "username": s.username,
         "publication_name": s.publication_name,
         "replication_name": s.replication_name,
+        "webhook_severity": s.webhook_severity,
         "is_publication_enabled": s.is_publication_enabled,
         "is_replication_enabled": s.is_replication_enabled,
         "tables": s.table_count,

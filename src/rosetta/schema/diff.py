@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rosetta.schema.model import Column, TableSchema
@@ -39,36 +39,24 @@ class Change:
     """One change to one column. ``before``/``after`` are the changed property's values (the
     whole column for added and dropped ones). ``carried``: whether the replication stream
     carries the column before or after the change; a change to a column it carries neither
-    before nor after never reaches the pipeline."""
+    before nor after never reaches the pipeline. ``initial``: the change is part of a table's
+    first version (its columns, from nothing), which no consumer has read yet; it is never
+    stored (an ``INITIAL_LOAD`` records no changes), only set by a diff from version 0."""
 
     kind: str
     column: str
     before: Any
     after: Any
     carried: bool = True
+    initial: bool = False
 
     @property
     def breaking(self) -> bool:
-        """Would a downstream consumer of the table break (or silently lose data)?"""
-        if self.kind == CHANGES_CARRIED:
-            # The stream stops carrying the column: its data no longer arrives.
-            return self.before is True and self.after is False
-        if not self.carried:
-            return False
-        if self.kind in (
-            DROP_COLUMN,
-            CHANGES_TYPE,
-            CHANGES_PRIMARY_KEY,
-            RENAME_COLUMN,
-            CHANGES_REPLICA_IDENTITY,
-        ):
-            return True
-        if self.kind == CHANGES_NULLABLE:
-            return self.before is True and self.after is False
-        if self.kind == NEW_COLUMN:
-            after = self.after or {}
-            return not after.get("is_nullable", True) and after.get("column_default") is None
-        return False
+        """Would a downstream consumer of the table break (or silently lose data)? The answer
+        is the severity model's (:mod:`rosetta.schema.severity`)."""
+        from rosetta.schema import severity  # it reads this module's kinds
+
+        return severity.of(self) is severity.BREAKING
 
     def to_json(self) -> dict[str, Any]:
         """The change as stored and sent; ``"carried": false`` marks a change to a column the
@@ -122,13 +110,16 @@ def _type_of(col: Column) -> str:
     return col.full_type or col.data_type.lower()
 
 
-def diff(old: TableSchema, new: TableSchema, *, by_name: bool = False) -> list[Change]:
+def diff(
+    old: TableSchema, new: TableSchema, *, by_name: bool = False, initial: bool = False
+) -> list[Change]:
     """Every change that turns ``old`` into ``new``, in the new schema's column order.
 
     Columns are matched by attnum (so a rename is a rename); ``by_name`` matches them by name,
     for a table that was dropped and created again (its attnums mean nothing across the two).
     A property that one side does not record (a schema stored before Rosetta read it) is not
-    compared.
+    compared. ``initial``: ``old`` is nothing, ``new`` the table's first version; its changes
+    are marked so (and are safe: no consumer has read the table yet).
     """
     matched, dropped, added = _pairs(old, new, by_name)
     changes: list[Change] = []
@@ -142,6 +133,8 @@ def diff(old: TableSchema, new: TableSchema, *, by_name: bool = False) -> list[C
     for col in added:
         if known or col.is_carried:
             changes.append(Change(NEW_COLUMN, col.column_name, None, col.to_json(), col.is_carried))
+    if initial:
+        return [replace(c, initial=True) for c in changes]
     return changes
 
 
@@ -205,5 +198,8 @@ def classify(changes: list[Change]) -> str:
 
 
 def severity(changes: list[Change]) -> str:
-    """``breaking`` when any change can break a consumer, else ``safe``."""
-    return "breaking" if any(c.breaking for c in changes) else "safe"
+    """``breaking`` when any change can break a consumer, else ``safe`` (the severity model's
+    answer, :func:`rosetta.schema.severity.worst`)."""
+    from rosetta.schema import severity as model  # it reads this module's kinds
+
+    return str(model.worst(changes))

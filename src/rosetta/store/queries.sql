@@ -1,8 +1,8 @@
 -- name: insert_source
 INSERT INTO sources (name, host, port, database, username, password_encrypted, connect_options,
-                     publication_name, replication_name)
+                     publication_name, replication_name, webhook_severity)
 VALUES (%(name)s, %(host)s, %(port)s, %(database)s, %(username)s, %(password_encrypted)s,
-        %(connect_options)s, %(publication_name)s, %(replication_name)s)
+        %(connect_options)s, %(publication_name)s, %(replication_name)s, %(webhook_severity)s)
 RETURNING *
 
 -- name: update_source
@@ -10,7 +10,8 @@ UPDATE sources
 SET name = %(name)s, host = %(host)s, port = %(port)s, database = %(database)s,
     username = %(username)s, password_encrypted = %(password_encrypted)s,
     connect_options = %(connect_options)s, publication_name = %(publication_name)s,
-    replication_name = %(replication_name)s, updated_at = now()
+    replication_name = %(replication_name)s, webhook_severity = %(webhook_severity)s,
+    updated_at = now()
 WHERE id = %(id)s
 RETURNING *
 

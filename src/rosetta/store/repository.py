@@ -38,6 +38,7 @@ class Source:
     last_sync_status: str | None
     last_sync_error: str | None
     connect_options: dict[str, str] = field(default_factory=dict)
+    webhook_severity: str = "all"
     password_encrypted: str | None = field(default=None, repr=False)
     table_count: int | None = None
 

@@ -29,6 +29,10 @@ DELETE FROM webhook_endpoints WHERE id = %(id)s
 -- name: endpoints_for_source
 SELECT id, events FROM webhook_endpoints WHERE source_id = %(source_id)s AND enabled
 
+-- name: source_webhook_severity
+-- Which severities of change the source sends webhooks for: 'all' or 'breaking'.
+SELECT webhook_severity FROM sources WHERE id = %(source_id)s
+
 -- name: insert_event
 INSERT INTO webhook_events (source_id, event_type, payload)
 VALUES (%(source_id)s, %(event_type)s, %(payload)s)

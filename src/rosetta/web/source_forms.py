@@ -32,6 +32,10 @@ from rosetta.web.render import redirect, render
 router = APIRouter(route_class=PageRoute)
 
 SSL_MODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+WEBHOOK_SEVERITIES = (
+    ("all", "Every change"),
+    ("breaking", "Breaking changes only"),
+)
 FETCH_HEADER = "x-rosetta-fetch"
 
 
@@ -48,6 +52,7 @@ class SourceFormData(BaseModel):
     publication_name: Text = "rosetta_publication"
     replication_name: Text = ""
     sslmode: Text = ""
+    webhook_severity: Text = "all"
     action: Text = "save"
 
     @classmethod
@@ -61,6 +66,7 @@ class SourceFormData(BaseModel):
             publication_name=source.publication_name,
             replication_name=source.replication_name or "",
             sslmode=str((source.connect_options or {}).get("sslmode", "")),
+            webhook_severity=source.webhook_severity,
         )
 
     def shown(self) -> dict[str, str]:
@@ -95,7 +101,13 @@ class SourceFormData(BaseModel):
         slot = self.replication_name.strip() or None
         if slot is not None:
             sources.validate_identifier(slot, "replication slot name")
-        return sources.SourceInput(self.name.strip(), params, self.publication_name.strip(), slot)
+        return sources.SourceInput(
+            self.name.strip(),
+            params,
+            self.publication_name.strip(),
+            slot,
+            sources.validate_webhook_severity(self.webhook_severity),
+        )
 
 
 SourceForm = Annotated[SourceFormData, Form()]
@@ -161,6 +173,7 @@ def _form_page(
         source=source,
         form=form.shown(),
         ssl_modes=SSL_MODES,
+        webhook_severities=WEBHOOK_SEVERITIES,
         error=error,
         test=test,
         has_password=bool(source and source.password_encrypted),

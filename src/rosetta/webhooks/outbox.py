@@ -17,8 +17,9 @@ from typing import Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from rosetta.schema.diff import Change, severity
+from rosetta.schema.diff import Change
 from rosetta.schema.model import display_name
+from rosetta.schema.severity import sends, worst
 from rosetta.store.repository import Conn
 from rosetta.webhooks.endpoints import QUERIES
 
@@ -33,7 +34,12 @@ class Status(StrEnum):
 
 
 class Recorder:
-    """Writes events to the outbox of one source during one sync."""
+    """Writes events to the outbox of one source during one sync.
+
+    Each event carries a severity (see :func:`event_severity`); a source whose
+    ``webhook_severity`` is ``breaking`` records only breaking events, so its endpoints are sent
+    nothing for a safe change.
+    """
 
     def __init__(self, conn: Conn, source_id: int, source_name: str) -> None:
         self.conn = conn
@@ -43,6 +49,8 @@ class Recorder:
             (r[0], list(r[1]))
             for r in conn.execute(QUERIES["endpoints_for_source"], {"source_id": source_id})
         ]
+        row = conn.execute(QUERIES["source_webhook_severity"], {"source_id": source_id}).fetchone()
+        self.threshold = str(row[0]) if row is not None else "all"
 
     def record(
         self,
@@ -57,7 +65,8 @@ class Recorder:
         row_filter: tuple[str | None, str | None] | None = None,
     ) -> None:
         targets = [eid for eid, events in self.endpoints if event in events]
-        if not targets:
+        level = level or event_severity(changes)
+        if not targets or not sends(self.threshold, level):
             return
         qualified = display_name(schema_name, table_name)
         payload: dict[str, Any] = {
@@ -66,7 +75,7 @@ class Recorder:
             "table": {"schema": schema_name, "name": table_name, "qualified": qualified},
             "version": version,
             "change_type": change_type,
-            "severity": level or (severity(changes) if changes else "safe"),
+            "severity": level,
             "changes": [c.to_json() for c in changes or []],
             "occurred_at": datetime.now(UTC).isoformat(),
         }
@@ -85,6 +94,17 @@ class Recorder:
             self.conn.execute(
                 QUERIES["insert_delivery"], {"endpoint_id": endpoint_id, "event_id": row[0]}
             )
+
+
+def event_severity(changes: list[Change] | None) -> str:
+    """The severity of an event recorded without one: its changes' worst (none: ``safe``).
+
+    ``schema.changed`` and ``table.healed`` carry their changes' severity (the model of
+    :mod:`rosetta.schema.severity`); the sync names the others' (``rosetta.apply``):
+    ``table.added`` is safe (no consumer has read the table yet), ``table.removed`` breaking,
+    ``table.row_filter_changed`` breaking when a filter is added or changed, safe when dropped.
+    """
+    return worst(changes or [])
 
 
 @dataclass(frozen=True)

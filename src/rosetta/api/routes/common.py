@@ -34,6 +34,7 @@ def source_out(conn: Conn, source: Source) -> SourceOut:
         replication_name=source.replication_name,
         is_publication_enabled=source.is_publication_enabled,
         is_replication_enabled=source.is_replication_enabled,
+        webhook_severity=source.webhook_severity,
         table_count=count,
         created_at=source.created_at,
         updated_at=source.updated_at,

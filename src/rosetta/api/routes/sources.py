@@ -54,7 +54,9 @@ def create_source(
     params = ConnectionParams(
         body.host, body.port, body.database, body.username, password, dict(body.options)
     )
-    data = sources.SourceInput(body.name, params, body.publication_name, body.replication_name)
+    data = sources.SourceInput(
+        body.name, params, body.publication_name, body.replication_name, body.webhook_severity
+    )
     done = services.register_source(
         conn, common.box(request), common.limits(request), data, sync=sync
     )
@@ -117,6 +119,7 @@ def update_source(
         params,
         body.publication_name if body.publication_name is not None else source.publication_name,
         slot,
+        body.webhook_severity or source.webhook_severity,
     )
     done = services.update_source(conn, common.box(request), common.limits(request), source, data)
     return common.source_out(conn, done.source)
