@@ -1,0 +1,132 @@
+"""A long history in a real Chromium: a table of 60 versions, its folded timeline, the version
+selector and Compare moving together, arrow keys that do not navigate, and the label of a table
+without a primary key."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.conftest import SourceDb
+from tests.e2e.conftest import LiveServer, Tab
+from tests.e2e.test_browser import TIMEOUT, expect, log_in
+from tests.integration.web_helpers import table_id
+
+pytestmark = pytest.mark.browser
+
+VERSIONS = 60
+KEEP = 10  # the versions the timeline lists before its fold
+
+
+@pytest.fixture
+def long_history(source_db: SourceDb, register: Any, sync: Any, store: Any) -> dict[str, int]:
+    """``items`` with 60 versions (each adds a column c2..c60), and ``keyless`` with no key."""
+    source_db.sql("CREATE PUBLICATION rosetta_publication")
+    source_db.sql("CREATE TABLE items (id int PRIMARY KEY)")
+    source_db.sql("CREATE TABLE keyless (at timestamptz, note text)")
+    source_db.sql("ALTER PUBLICATION rosetta_publication ADD TABLES IN SCHEMA public")
+    source = register()
+    sync(source)
+    for n in range(2, VERSIONS + 1):
+        source_db.sql(f"ALTER TABLE items ADD COLUMN c{n} int")
+        sync(source)
+    return {"items": table_id(store, "items"), "keyless": table_id(store, "keyless")}
+
+
+def test_a_long_history_folds_and_the_selector_moves_compare(
+    live_server: LiveServer, tab: Tab, long_history: dict[str, int]
+) -> None:
+    page = tab.page
+    page.set_default_timeout(TIMEOUT)
+    page.goto(f"{live_server.url}/tables/{long_history['items']}")
+    log_in(page, live_server.token)
+    expect(page.locator("h1")).to_have_text("items")
+
+    # The latest 10 versions are listed; the 50 older ones are folded under one line.
+    recent = page.locator(".side-col > .card > ol.timeline > li")
+    expect(recent).to_have_count(KEEP)
+    expect(recent.first.locator("a.vtag")).to_have_text(f"v{VERSIONS}")
+    expect(recent.last.locator("a.vtag")).to_have_text(f"v{VERSIONS - KEEP + 1}")
+    fold = page.locator("details.timeline-older")
+    expect(fold.locator("summary")).to_have_text(f"Show {VERSIONS - KEEP} older versions")
+    expect(fold).not_to_have_attribute("open", "")
+    expect(fold.locator("li").first).to_be_hidden()
+    timeline = page.locator(".side-col > .card").first.bounding_box()
+    assert timeline["height"] < 1300, f"the timeline is {timeline['height']} px tall"
+    # The diff sits above the columns, in the first screen, and compares the latest pair.
+    diff_top = page.locator("#diff").bounding_box()["y"]
+    assert diff_top < 800 and diff_top < page.locator("#columns").bounding_box()["y"]
+    expect(page.locator("#diff h2")).to_have_text(f"Compare v{VERSIONS - 1} → v{VERSIONS}")
+
+    # Choosing v3 shows v3's columns and compares v2 → v3.
+    page.select_option("#pick-v", "3")
+    page.wait_for_url(re.compile(r"[?&]v=3\b"))
+    expect(page.locator("table.columns tbody tr .col-name")).to_have_text(["id", "c2", "c3"])
+    expect(page.locator("#diff h2")).to_have_text("Compare v2 → v3")
+    rows = page.locator("table.diff tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows).to_have_attribute("data-change", "NEW COLUMN")
+    expect(rows.locator(".col-name")).to_have_text("c3")
+    # v3 is in the fold: it is opened to show it, marked current.
+    expect(fold).to_have_attribute("open", "")
+    expect(fold.locator("li.current a.vtag")).to_have_text("v3")
+
+    # Arrow keys on the selector move the choice without loading a page; Enter goes there.
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    shown_url = page.url
+    page.focus("#pick-v")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#pick-v")).to_have_value("1")
+    page.wait_for_timeout(800)
+    assert navigations == [] and page.url == shown_url
+    expect(page.locator("#diff h2")).to_have_text("Compare v2 → v3")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"[?&]v=2\b"))
+    expect(page.locator("#diff h2")).to_have_text("Compare v1 → v2")
+    expect(page.locator("table.columns tbody tr")).to_have_count(2)
+
+    # An explicit pair still wins over the version shown.
+    page.select_option("#diff-from", "0")
+    page.select_option("#diff-to", "5")
+    page.click("button:has-text('Compare')")
+    page.wait_for_url(re.compile(r"to=5\b"))
+    expect(page.locator("#diff h2")).to_have_text("Compare ∅ → v5")
+    expect(page.locator("table.diff tbody tr")).to_have_count(5)
+    assert tab.console_errors == []
+
+
+def test_a_table_without_a_primary_key_says_updates_cannot_replicate(
+    live_server: LiveServer, tab: Tab, long_history: dict[str, int]
+) -> None:
+    page = tab.page
+    page.set_default_timeout(TIMEOUT)
+    page.goto(f"{live_server.url}/tables/{long_history['keyless']}")
+    log_in(page, live_server.token)
+    subtitle = page.locator(".page-head .subtitle")
+    expect(subtitle).to_contain_text(
+        "replica identity default — no primary key: UPDATE/DELETE cannot replicate"
+    )
+    expect(subtitle).not_to_contain_text("(primary key)")
+    page.goto(f"{live_server.url}/tables/{long_history['items']}")
+    expect(page.locator(".page-head .subtitle")).to_contain_text(
+        "replica identity default (primary key: id)"
+    )
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_long_history_page_does_not_scroll_sideways(
+    live_server: LiveServer, tab: Tab, long_history: dict[str, int], width: int
+) -> None:
+    page = tab.page
+    page.set_default_timeout(TIMEOUT)
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(f"{live_server.url}/tables/{long_history['items']}?v=3")
+    log_in(page, live_server.token)
+    expect(page.locator("h1")).to_have_text("items")
+    wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert wide <= 0, f"the page scrolls {wide} px sideways at {width} px"
