@@ -211,3 +211,26 @@ def test_a_table_s_first_version_is_safe_though_its_columns_are_not_null(
     sync(shop)
     second = api.get(f"/api/v1/tables/{tid}/diff").json()["changes"]
     assert [(c["type"], c["breaking"]) for c in second] == [("NEW COLUMN", True)]
+
+
+def test_the_cli_history_shows_each_version_s_severity(
+    cli: Cli, source_db: SourceDb, register: Any, sync: Any
+) -> None:
+    source_db.sql("CREATE TABLE orders (id bigint PRIMARY KEY, name varchar(10) NOT NULL)")
+    source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE orders")
+    shop = register()
+    sync(shop)
+    source_db.sql("ALTER TABLE orders ALTER COLUMN name TYPE varchar(200)")
+    sync(shop)
+    source_db.sql("ALTER TABLE orders ALTER COLUMN name TYPE varchar(50)")
+    sync(shop)
+    shown = cli("history", "shop", "orders")
+    assert shown.returncode == 0, shown.stderr
+    versions = [line for line in shown.stdout.splitlines() if line.startswith("v")]
+    assert [(line.split()[0], line.split()[-1]) for line in versions] == [
+        ("v1", "safe"),
+        ("v2", "safe"),
+        ("v3", "breaking"),
+    ]
+    as_json = json.loads(cli("history", "shop", "orders", "--json").stdout)
+    assert [v["severity"] for v in as_json] == ["safe", "safe", "breaking"]

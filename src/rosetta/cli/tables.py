@@ -166,7 +166,8 @@ def _reason(not_carried: str | None) -> str:
 
 @app.command()
 def history(name: str, table: str, as_json: JsonOpt = False) -> None:
-    """The versions of one table's schema: change type, time, and each change."""
+    """The versions of one table's schema: change type, time, severity, and each change."""
+    from rosetta.schema import severity
     from rosetta.store import repository
 
     ctx = context()
@@ -185,6 +186,7 @@ def history(name: str, table: str, as_json: JsonOpt = False) -> None:
                     "changes_type": v["changes_type"],
                     "created_at": v["created_at"],
                     "changes": v["changes"],
+                    "severity": severity.of_stored(v["changes"]),
                     "schema": v["schema_table_new"],
                 }
                 for v in versions
@@ -201,7 +203,7 @@ def history(name: str, table: str, as_json: JsonOpt = False) -> None:
         counted = f"{cols} columns" if cols else "no columns"
         typer.echo(
             f"v{v['version_schema']}  {v['created_at']:%Y-%m-%d %H:%M:%S}  "
-            f"{v['changes_type']}  ({counted})"
+            f"{v['changes_type']}  ({counted})  {severity.of_stored(v['changes']) or ''}".rstrip()
         )
         for change in v["changes"] or []:
             typer.echo(f"    {_change_line(change)}")

@@ -371,6 +371,15 @@ def worst(changes: list[Change]) -> Severity:
     return BREAKING if any(of(c) is BREAKING for c in changes) else SAFE
 
 
+def of_stored(changes: Any) -> Severity | None:
+    """The severity of a version from its stored ``changes`` (JSON); None when they cannot be
+    read (a row written by hand)."""
+    try:
+        return worst([Change.from_json(raw) for raw in changes or []])
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
 # --- which severities a source sends webhooks for ---------------------------------------------
 
 WEBHOOK_SEVERITIES = ("all", "breaking")
