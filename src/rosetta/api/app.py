@@ -227,6 +227,10 @@ def error_response(request: Request, status: int, message: str) -> Response:
     headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
     if _is_api(request):
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
+    styled = _error_page(request, status, message)
+    if styled is not None:
+        styled.headers.update(headers or {})
+        return styled
     text = html.escape(message)
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -234,6 +238,54 @@ def error_response(request: Request, status: int, message: str) -> Response:
         f'<p>{text}</p><p><a href="/">Back to Rosetta</a></p></body></html>'
     )
     return HTMLResponse(page, status_code=status, headers=headers)
+
+
+ERROR_TITLES = {
+    400: "Bad request",
+    401: "Not logged in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    422: "Invalid request",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+def _error_page(request: Request, status: int, message: str) -> Response | None:
+    """The web UI's error page (its layout, the message as escaped text), or None when the web UI
+    is not installed or its page cannot be made: then the plain page."""
+    try:
+        from rosetta.web.render import render, secure
+    except ImportError:
+        return None
+    title = ERROR_TITLES.get(status, "Error")
+    try:
+        page = render(
+            request, "error.html", status_code=status, title=title, status=status, message=message
+        )
+    except Exception:
+        log.exception("Cannot render the error page for %s %s", request.method, request.url.path)
+        return None
+    return secure(page)
+
+
+def _page_validation_message(exc: RequestValidationError) -> str:
+    """For a web page, one line: which query parameter, part of the address or form field is
+    wrong, and why; never the input itself."""
+    where = {"query": "query parameter", "path": "address part", "body": "form field"}
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        kind = str(loc[0]) if loc else ""
+        name = ".".join(str(p)[:40] for p in loc[1:] if not _is_tag(p))
+        reason = str(error.get("msg", "invalid value"))
+        reason = reason[:1].lower() + reason[1:]
+        if not name:
+            return f"The request is not valid: {reason}."
+        return f"The {where.get(kind, 'value')} {name!r} is not valid: {reason}."
+    return "The request is not valid."
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -272,7 +324,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(request, 422, _validation_message(exc))
+        if _is_api(request):
+            return error_response(request, 422, _validation_message(exc))
+        return error_response(request, 422, _page_validation_message(exc))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         if isinstance(exc, psycopg.OperationalError):

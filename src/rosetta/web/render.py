@@ -7,11 +7,13 @@ print it through autoescape and never mark it ``|safe``.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -102,6 +104,19 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f} s"
 
 
+_BREAK_AFTER = re.compile(r"([._])(?=.)")
+WBR_MIN_LENGTH = 20  # a name this short fits any line: it is left as it is
+
+
+def wbr(value: object) -> Markup:
+    """A long identifier (a table, column or type name) as escaped text with a ``<wbr>`` after
+    each "." and "_": it wraps there, not mid-word. Only the escaped text is marked safe."""
+    text = str(escape("" if value is None else value))
+    if len(text) < WBR_MIN_LENGTH:
+        return Markup(text)
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", text))
+
+
 def badge_class(label: str | None) -> str:
     return BADGE_CLASSES.get(label or "", "muted")
 
@@ -114,7 +129,7 @@ def _make_env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ago=ago, ts=timestamp, num=number, secs=seconds, badge=badge_class)
+    env.filters.update(ago=ago, ts=timestamp, num=number, secs=seconds, badge=badge_class, wbr=wbr)
     env.globals.update(outcome_labels=OUTCOME_LABELS, asset_v=_asset_version())
     return env
 
