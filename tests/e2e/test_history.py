@@ -18,6 +18,12 @@ pytestmark = pytest.mark.browser
 
 VERSIONS = 60
 KEEP = 10  # the versions the timeline lists before its fold
+IN_ITS_BOX = """() => {
+  const item = document.querySelector("details.timeline-older li.current");
+  const a = item.getBoundingClientRect();
+  const b = item.closest(".timeline-scroll").getBoundingClientRect();
+  return a.top >= b.top && a.bottom <= b.bottom;
+}"""
 
 
 @pytest.fixture
@@ -118,15 +124,55 @@ def test_a_table_without_a_primary_key_says_updates_cannot_replicate(
     )
 
 
-@pytest.mark.parametrize("width", [390, 1280])
 def test_the_long_history_page_does_not_scroll_sideways(
-    live_server: LiveServer, tab: Tab, long_history: dict[str, int], width: int
+    live_server: LiveServer, tab: Tab, long_history: dict[str, int]
 ) -> None:
     page = tab.page
     page.set_default_timeout(TIMEOUT)
-    page.set_viewport_size({"width": width, "height": 800})
     page.goto(f"{live_server.url}/tables/{long_history['items']}?v=3")
     log_in(page, live_server.token)
-    expect(page.locator("h1")).to_have_text("items")
+    for width in (390, 1280, 1920):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.reload()
+        expect(page.locator("h1")).to_have_text("items")
+        # v3 is folded: the fold is open, in a box of its own that shows v3.
+        current = page.locator("details.timeline-older li.current")
+        expect(current).to_be_visible()
+        box = page.locator("details.timeline-older .timeline-scroll").bounding_box()
+        assert box["height"] <= 440, box
+        assert page.evaluate(IN_ITS_BOX), "v3 is scrolled out of the fold's box"
+        wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 0, f"the page scrolls {wide} px sideways at {width} px"
+
+
+def test_diagnose_shows_the_failure_first_and_folds_what_passes(
+    live_server: LiveServer, tab: Tab, long_history: dict[str, int]
+) -> None:
+    page = tab.page
+    page.set_default_timeout(TIMEOUT)
+    page.goto(f"{live_server.url}/tables/{long_history['keyless']}")
+    log_in(page, live_server.token)
+    page.click("a:has-text('shop') >> nth=0")
+    page.click("text=Diagnose")
+    page.wait_for_load_state()
+    for width in (390, 1280, 1920):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.reload()
+        diagnose_at(page, width)
+
+
+def diagnose_at(page: Any, width: int) -> None:
+    # keyless fails: its check is the first one on the page, and it is in view.
+    first = page.locator("tr.check").first
+    expect(first).to_have_attribute("data-status", "FAIL")
+    expect(first).to_contain_text("replica identity")
+    assert first.bounding_box()["y"] < 800
+    # items passes: one closed line naming it; no passing check is visible until asked.
+    folded = page.locator("details.passing-tables")
+    expect(folded.locator("summary")).to_contain_text("1 table passes every check")
+    expect(folded.locator("li.passing-table a")).to_be_hidden()
+    expect(page.locator("tr.check-pass").first).to_be_hidden()
+    folded.locator("summary").click()
+    expect(folded.locator("li.passing-table a")).to_have_text("items")
     wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert wide <= 0, f"the page scrolls {wide} px sideways at {width} px"
+    assert wide <= 0, f"Diagnose scrolls {wide} px sideways at {width} px"

@@ -26,6 +26,14 @@
     });
   });
 
+  // A table page showing a folded older version: scroll the fold's own box to it.
+  document.querySelectorAll("details.timeline-older[open] li.current").forEach(function (item) {
+    var box = item.closest(".timeline-scroll");
+    if (box) {
+      box.scrollTop += item.getBoundingClientRect().top - box.getBoundingClientRect().top - 24;
+    }
+  });
+
   // "Select all" checkbox of the available tables.
   document.querySelectorAll("input[data-check-all]").forEach(function (all) {
     all.addEventListener("change", function () {
