@@ -178,6 +178,8 @@ def test_the_setting_round_trips_through_the_web_form(
     assert stored_severity(store, "shop") == "breaking"
     page = web.get(edit).text
     assert '<option value="breaking" selected>Breaking changes only</option>' in page
+    tab = web.get(f"/sources/{shop.id}?tab=webhooks").text
+    assert "<code>shop</code>: breaking changes only" in tab
 
     form["webhook_severity"] = "loud"
     bad = web.post(edit, data={**form, "csrf": csrf_of(web, edit)})
