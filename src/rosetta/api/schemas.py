@@ -403,7 +403,12 @@ class ChangeOut(BaseModel):
     column: str
     before: Any = None
     after: Any = None
-    breaking: bool | None = None
+    breaking: bool | None = Field(
+        default=None,
+        description="May break a consumer of the table (the severity model's answer); false for "
+        "the changes of a table's first version (a diff from version 0); null when a stored "
+        "change cannot be read.",
+    )
     carried: bool = Field(
         default=True,
         description="False for a change to a column the stream carries neither before nor after.",
