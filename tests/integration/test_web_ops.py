@@ -211,8 +211,9 @@ def test_webhooks_tab_add_test_remove_and_delivery_log(
         assert '<td class="num">200</td>' in ok and '<td class="num">1</td>' in ok
         assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", ok)
         assert f"#{hook['id']}" in ok
-    assert 'class="badge badge-info" title="next attempt ' in failed_row
-    assert ">pending</span>" in failed_row and "refused" in failed_row.lower()
+    # Refused once and retried with backoff: "retrying", not a bare "pending".
+    assert 'class="badge badge-warn" title="attempt 1 failed; next attempt ' in failed_row
+    assert ">retrying</span>" in failed_row and "refused" in failed_row.lower()
     assert f"#{dead['id']}" in failed_row
     counts = web.get(tab).text.split(f'data-webhook="{hook["id"]}"')[1].split("</tr>")[0]
     assert re.findall(r'<td class="num">(\d+)</td>', counts)[1:] == ["2", "0", "0"]
