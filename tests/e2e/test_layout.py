@@ -117,7 +117,7 @@ def _make_data(
     orders, long_id = tables["orders"], tables[LONG_TABLE]
     s = f"/sources/{source.id}"
     return [
-        Visit("/", 200, "warehouse"),
+        Visit("/", 200, "not checked"),  # the unreachable source's publication, never read
         Visit(s, 200, LONG_TABLE),
         Visit(f"{s}?tab=available", 200, "Available tables"),
         Visit(f"{s}?tab=webhooks", 200, receiver.url),
