@@ -232,3 +232,43 @@ def test_bad_query_parameters_are_a_styled_422_page_and_json_under_the_api(
         assert "limit" in json.loads(api.text())["detail"]
     finally:
         context.close()
+
+
+def test_keyboard_users_get_a_skip_link_and_a_ring_on_the_blue_button(
+    live_server: LiveServer, browser: Any, source_db: SourceDb, register: Any, sync: Any
+) -> None:
+    source_db.sql("CREATE TABLE orders (id bigint PRIMARY KEY)")
+    source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE orders")
+    source = register()
+    sync(source)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(live_server.url + "/login")
+        log_in(page, live_server.token)
+        page.goto(f"{live_server.url}/sources/{source.id}")
+
+        # The first Tab shows "Skip to content"; Enter moves the focus to the page's content.
+        page.keyboard.press("Tab")
+        skip = page.locator("a.skip-link")
+        expect(skip).to_be_focused()
+        shown = skip.bounding_box()
+        assert shown is not None and shown["y"] >= 0, f"the skip link is off-screen: {shown}"
+        page.keyboard.press("Enter")
+        expect(page.locator("main#content")).to_be_focused()
+
+        # Tab on to the blue Refresh button: a 3 px dark ring, set off by a white gap.
+        refresh = page.locator("button.btn-primary", has_text="Refresh")
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            if refresh.evaluate("b => b === document.activeElement"):
+                break
+        expect(refresh).to_be_focused()
+        ring = refresh.evaluate(
+            "b => { const s = getComputedStyle(b); return [s.outlineStyle, s.outlineWidth,"
+            " s.outlineColor, s.outlineOffset, b.matches(':focus-visible')]; }"
+        )
+        assert ring == ["solid", "3px", "rgb(27, 79, 176)", "2px", True], ring
+    finally:
+        context.close()
