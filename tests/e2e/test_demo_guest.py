@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from rosetta.pg.server import make_reachable_dir
@@ -149,5 +150,35 @@ def test_the_demo_as_a_guest(tmp_path: Path) -> None:
     finally:
         for server in (s for s in locals().values() if isinstance(s, Server)):
             server.stop()
+        _run(env, "db", "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_ctrl_c_while_the_store_starts_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Ctrl+C during the first start (initdb, pg_ctl): the start finishes, then the demo stops
+    the server it started — no half-made cluster, no orphaned PostgreSQL program."""
+    home = make_reachable_dir("rosetta-guest-test-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROSETTA_")}
+    env.update(
+        ROSETTA_DATA_DIR=str(home / ".rosetta"),
+        ROSETTA_LOG_FILE=str(tmp_path / "logs" / "app.log"),
+    )
+    demo = Server(env, tmp_path / "demo.out", command="demo")
+    try:
+        deadline = time.monotonic() + 60
+        while "Starting the store" not in demo.output() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert demo.proc.poll() is None, demo.output()
+        assert _interrupt(demo, signal.SIGINT) == -signal.SIGINT
+        output = demo.output()
+        assert "Rosetta is ready" not in output
+        assert _last_line(output).startswith(
+            "Demo stopped, and with it the embedded PostgreSQL server it started"
+        ), output
+        assert _processes_of(home) == []
+        assert not list(home.rglob("postmaster.pid"))
+        assert "Traceback" not in output
+    finally:
+        demo.stop()
         _run(env, "db", "stop")
         shutil.rmtree(home, ignore_errors=True)

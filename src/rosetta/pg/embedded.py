@@ -17,11 +17,14 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -106,6 +109,46 @@ def _accepts_connections(server: PostgresServer, dbname: str = "postgres") -> bo
         return False
 
 
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _deliver(signum: int, handler: Any, frame: FrameType | None) -> None:
+    """Act on a signal as ``handler`` (a previous disposition of it) would."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def _deferred_interrupts() -> Iterator[None]:
+    """Hold back the first SIGINT or SIGTERM until the block is done (a second one acts at once);
+    only the main thread can handle signals, elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in _INTERRUPTS}
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        if held:
+            _deliver(signum, previous[signum], frame)
+        else:
+            held.append(signum)
+
+    for sig in _INTERRUPTS:
+        if previous[sig] != signal.SIG_IGN:
+            signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        _deliver(held[0], previous[held[0]], None)
+
+
 @dataclass
 class EmbeddedStore:
     """Rosetta's own PostgreSQL server, kept under ``data_dir`` (made absolute)."""
@@ -129,9 +172,12 @@ class EmbeddedStore:
         return self.data_dir / STATE_FILE
 
     def ensure_running(self) -> str:
-        """Create and/or start the server as needed; returns the URL of the ``rosetta`` database."""
+        """Create and/or start the server as needed; returns the URL of the ``rosetta`` database.
+
+        A Ctrl+C or SIGTERM meanwhile takes effect once the server is up (a second one at once),
+        so that whoever stops on it finds a whole server to stop, not a half-made one."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self._locked():
+        with _deferred_interrupts(), self._locked():
             state = self._read_state()
             if state is None or not state.initialized:
                 state = self._initialize(state)

@@ -130,7 +130,11 @@ def make_reachable_dir(prefix: str) -> Path:
 def run_pg_command(
     cmd: Sequence[str | Path], *, timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run a PostgreSQL program as the PostgreSQL OS user; output is captured (stderr merged)."""
+    """Run a PostgreSQL program as the PostgreSQL OS user; output is captured (stderr merged).
+
+    The program runs in a process group of its own, so a Ctrl+C at the terminal reaches Rosetta
+    alone: Rosetta decides what to stop, and an ``initdb`` or ``pg_ctl`` is never cut in half
+    (which would leave a half-made cluster or an orphaned single-user backend)."""
     creds = postgres_credentials()
     return subprocess.run(
         [str(part) for part in cmd],
@@ -144,6 +148,7 @@ def run_pg_command(
         user=creds.user,
         group=creds.group,
         extra_groups=creds.extra_groups,
+        process_group=0,
         check=False,
     )
 
