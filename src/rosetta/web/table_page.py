@@ -207,7 +207,6 @@ def table_detail(
         table=row,
         table_kind=TABLE_KINDS.get(row.get("table_kind") or "", row.get("table_kind") or "—"),
         replica_identity=replica_identity_text(row.get("replica_identity"), row["columns"]),
-        versions=versions,
         timeline=line,
         event_labels=EVENT_LABELS,
         older_open=any(e.version and e.version["version_schema"] == shown for e in line.older),
