@@ -314,7 +314,9 @@ def _run_demo(ctx: Context, host: str, port: int, listener: socket.socket) -> No
         token = tokens.create_token(store, token_name, tokens.Role.ADMIN)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     earlier_note = (
-        f"; the {revoked} earlier demo token{'s are' if revoked > 1 else ' is'} revoked"
+        "; the earlier demo token is revoked"
+        if revoked == 1
+        else f"; the {revoked} earlier demo tokens are revoked"
         if revoked
         else ""
     )
