@@ -128,6 +128,7 @@ def forbidden(request: Request) -> Response:
         request,
         "error.html",
         status_code=403,
+        status=403,
         title="Form expired",
         message="This form has expired or did not come from this Rosetta page. "
         "Go back, reload the page and try again.",
@@ -142,6 +143,7 @@ def not_allowed(request: Request, sess: session.Session | None) -> Response:
         request,
         "error.html",
         status_code=error.http_status,
+        status=error.http_status,
         title="Not allowed",
         message=error.message[:1].upper() + error.message[1:],
     )
