@@ -36,6 +36,8 @@ LONG_DOMAIN = "monetary_amount_with_four_decimal_places_never_negative"
 # What runs in the page: the page's width against the window's, and the elements that stick out.
 OVERFLOW = """() => {
   const width = window.innerWidth;
+  const scroll = document.documentElement.scrollWidth;
+  if (scroll <= width) return {scroll, width, out: []};
   const clipped = el => {
     for (let p = el.parentElement; p; p = p.parentElement) {
       if (getComputedStyle(p).overflowX !== 'visible') return true;
@@ -51,7 +53,7 @@ OVERFLOW = """() => {
       out.push(`${name} right=${Math.round(box.right)}`);
     }
   }
-  return {scroll: document.documentElement.scrollWidth, width, out: out.slice(0, 6)};
+  return {scroll, width, out: out.slice(0, 6)};
 }"""
 AXE_RUN = """async () => {
   const result = await axe.run(document, {resultTypes: ['violations']});
