@@ -32,6 +32,8 @@ SCHEMA = "reporting_warehouse_staging_area"
 LONG_TABLE = "customer_subscription_billing_adjustment_events_archive_2024"
 LONG_COLUMN = "customer_lifetime_value_in_minor_currency_units_rounded_down"
 LONG_DOMAIN = "monetary_amount_with_four_decimal_places_never_negative"
+# Long enough for <wbr> after its "_" and ".": the markup stays text all the same.
+HOSTILE = "<b>bold</b>_<img src=x onerror=alert(1)>_name.x"
 
 # What runs in the page: the page's width against the window's, and the elements that stick out.
 OVERFLOW = """() => {
@@ -72,6 +74,7 @@ class Visit:
     path: str
     status: int
     shows: str
+    h1: str | None = None  # the page's heading, a long name that wraps after "_" and "."
 
 
 def _make_data(
@@ -88,7 +91,11 @@ def _make_data(
         " DEFAULT 'no note was recorded by the representative at the time'::character varying)"
     )
     sql("CREATE TABLE orders (id bigint PRIMARY KEY, status varchar(20), total numeric(10,2))")
-    sql(f"CREATE PUBLICATION rosetta_publication FOR TABLE orders, {SCHEMA}.{LONG_TABLE}")
+    sql(f'CREATE TABLE "{HOSTILE}" (id int PRIMARY KEY, "{HOSTILE}_column" text)')
+    sql(
+        "CREATE PUBLICATION rosetta_publication FOR TABLE orders,"
+        f' {SCHEMA}.{LONG_TABLE}, "{HOSTILE}"'
+    )
     source = register("shop-eu-west-1-primary-replica-of-the-billing-database")
     sync(source)
     hook = webhooks.add_endpoint(store, box, source.id, receiver.url, "whsec-layout", None)
@@ -116,7 +123,7 @@ def _make_data(
 
     tables = {t["table_name"]: t["id"] for t in repository.list_tables(store, source.id)}
     store.rollback()
-    orders, long_id = tables["orders"], tables[LONG_TABLE]
+    orders, long_id, hostile = tables["orders"], tables[LONG_TABLE], tables[HOSTILE]
     s = f"/sources/{source.id}"
     return [
         Visit("/", 200, "not checked"),  # the unreachable source's publication, never read
@@ -127,6 +134,7 @@ def _make_data(
         Visit("/sources/new", 200, "Add source"),
         Visit(f"{s}/edit", 200, source.name),
         Visit(f"/tables/{long_id}", 200, LONG_COLUMN),
+        Visit(f"/tables/{hostile}", 200, f"{HOSTILE}_column", h1=HOSTILE),
         Visit(f"/tables/{orders}", 200, "shipped_at"),
         Visit(f"/tables/{orders}?v=1", 200, "status"),
         Visit(f"/tables/{orders}?from=1&to=3", 200, "shipped_at"),
@@ -192,6 +200,11 @@ def test_every_page_fits_the_screen_and_passes_axe(
                 answer = page.goto(live_server.url + visit.path)
                 assert answer is not None and answer.status == visit.status, where
                 expect(page.locator("main")).to_contain_text(visit.shows)
+                assert page.locator("main img, main b").count() == 0, f"{where}: a name ran as HTML"
+                if visit.h1 is not None:
+                    heading = page.locator("main h1")
+                    expect(heading).to_have_text(visit.h1)
+                    assert "&lt;/b&gt;_<wbr>" in heading.inner_html(), heading.inner_html()
                 logout = page.locator("button:has-text('Log out')")
                 # An unknown address is answered before the login is read: no Log out there.
                 shown = logout.bounding_box() if logout.count() else {"x": 0, "width": 0}
