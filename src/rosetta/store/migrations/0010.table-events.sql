@@ -1,4 +1,4 @@
--- depends: 0008.row-filters
+-- depends: 0009.webhook-severity
 -- When a table left its publication, came back, or had its missing schema healed: the times the
 -- table page's timeline shows between its versions. table_metadata_list keeps only the latest of
 -- each (removed_at is cleared when the table comes back; healed_at is overwritten), so a trigger
