@@ -114,6 +114,11 @@ class SourceActionError(RosettaError):
     http_status = 409
 
 
+class CapturePrivilegeError(SourceActionError):
+    """The source's role may not create or drop event triggers: ask a superuser to run
+    `rosetta capture install`, or stay on polling."""
+
+
 class NetworkNotAllowedError(InvalidInputError):
     """That address is outside the networks Rosetta may connect to: see ROSETTA_SOURCE_NETWORKS
     and ROSETTA_WEBHOOK_NETWORKS."""

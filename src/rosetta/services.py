@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from rosetta import publications, sources, uow
-from rosetta.catalog.connection import ConnectionParams, SourceLimits
+from rosetta.capture import installer
+from rosetta.capture.installer import CaptureStatus
+from rosetta.catalog.connection import ConnectionParams, SourceLimits, connect, describe
 from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.crypto import SecretBox
-from rosetta.errors import InvalidInputError
+from rosetta.errors import InvalidInputError, SourceConnectionError
 from rosetta.publications import TableName
 from rosetta.store import repository
-from rosetta.store.repository import Conn, Source
+from rosetta.store.repository import QUERIES, Conn, Source
 from rosetta.summary import SyncSummary
 from rosetta.sync import connection_params, sync_source
 
@@ -206,3 +208,74 @@ def drop_slot(store: Conn, box: SecretBox, limits: SourceLimits, source: Source)
     slot = slot_of(source)
     publications.drop_slot(connection_params(source, box), slot, limits)
     return sync_after(store, source.id, box, limits)
+
+
+# --- real-time capture on the source (rosetta.capture) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaptureOutcome:
+    """What an install or uninstall did, and the capture's state on the source after it."""
+
+    source: Source
+    status: CaptureStatus
+    changed: bool
+    """Install: False when it was already installed (then upgraded in place). Uninstall: False
+    when nothing of it was there."""
+
+
+def capture_status(
+    store: Conn, box: SecretBox, limits: SourceLimits, source: Source
+) -> CaptureStatus:
+    """The capture's state as the source's catalogs show it now."""
+    conn = connect(connection_params(source, box), limits)
+    try:
+        with uow.map_source_errors(
+            SourceConnectionError, f"cannot read the capture's state on {source.name}", describe
+        ):
+            return installer.status(conn)
+    finally:
+        conn.close()
+
+
+def install_capture(
+    store: Conn, box: SecretBox, limits: SourceLimits, source: Source
+) -> CaptureOutcome:
+    """Install (or upgrade in place) the event triggers on the source, then put the source in
+    real-time mode in the store from the snapshot read right after the install committed.
+
+    A role that may not create event triggers is refused (CapturePrivilegeError): nothing is
+    installed and the source stays on polling."""
+    conn = connect(connection_params(source, box), limits)
+    try:
+        with uow.map_source_errors(
+            SourceConnectionError, f"cannot read the capture's state on {source.name}", describe
+        ):
+            before = installer.status(conn)
+        snapshot = installer.install(conn, source.name)
+        with uow.map_source_errors(
+            SourceConnectionError, f"cannot read the capture's state on {source.name}", describe
+        ):
+            after = installer.status(conn)
+    finally:
+        conn.close()
+    store.execute(QUERIES["capture_installed"], {"id": source.id, "snapshot": snapshot})
+    return CaptureOutcome(repository.source_by_id(store, source.id), after, not before.installed)
+
+
+def uninstall_capture(
+    store: Conn, box: SecretBox, limits: SourceLimits, source: Source
+) -> CaptureOutcome:
+    """Drop the event triggers, their functions and the events from the source (nothing there
+    is fine), and put the source back on polling in the store."""
+    conn = connect(connection_params(source, box), limits)
+    try:
+        removed = installer.uninstall(conn, source.name)
+        with uow.map_source_errors(
+            SourceConnectionError, f"cannot read the capture's state on {source.name}", describe
+        ):
+            after = installer.status(conn)
+    finally:
+        conn.close()
+    store.execute(QUERIES["capture_uninstalled"], {"id": source.id})
+    return CaptureOutcome(repository.source_by_id(store, source.id), after, removed)

@@ -564,3 +564,31 @@ class DeliveryOut(BaseModel):
     next_attempt_at: datetime
     delivered_at: datetime | None
     created_at: datetime
+
+
+class CaptureStatusOut(BaseModel):
+    """Real-time capture on a source: Rosetta's flags and what the source's catalogs show."""
+
+    source_id: int
+    mode: str = Field(description="realtime (capture installed, on and working) or polling")
+    capture_enabled: bool = Field(description="Rosetta installed it and reads its events.")
+    capture_installed_at: datetime | None
+    capture_last_event_at: datetime | None
+    capture_error: str | None
+    installed: bool = Field(description="The schema and both event triggers are on the source.")
+    triggers_enabled: bool
+    may_install: bool = Field(description="The source's role may create event triggers.")
+    role: str = Field(description="The role Rosetta connects to the source as.")
+    listener_connected: bool
+    event_count: int | None = Field(description="null when the events cannot be read")
+    events_table_bytes: int | None
+    last_event_at: datetime | None
+
+
+class CaptureActionOut(BaseModel):
+    message: str
+    changed: bool = Field(
+        description="install: false when it was installed already (upgraded in place); "
+        "uninstall: false when nothing was installed"
+    )
+    status: CaptureStatusOut

@@ -309,3 +309,18 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) h ON true
 WHERE t.id = ANY (%(ids)s)
+
+-- capture
+
+-- name: capture_installed
+-- Capture installed on the source: the source is in real-time mode from its snapshot taken
+-- right after the install committed (the events of transactions it excludes are still to read).
+UPDATE sources
+SET capture_enabled = true, capture_installed_at = now(), capture_error = NULL,
+    capture_snapshot = %(snapshot)s
+WHERE id = %(id)s
+
+-- name: capture_uninstalled
+UPDATE sources
+SET capture_enabled = false, capture_snapshot = NULL, capture_error = NULL
+WHERE id = %(id)s

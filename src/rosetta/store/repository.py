@@ -41,6 +41,12 @@ class Source:
     webhook_severity: str = "all"
     password_encrypted: str | None = field(default=None, repr=False)
     table_count: int | None = None
+    # Real-time capture (rosetta.capture): installed on the source, and what the reader saw.
+    capture_enabled: bool = False
+    capture_installed_at: datetime | None = None
+    capture_snapshot: str | None = None
+    capture_last_event_at: datetime | None = None
+    capture_error: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Source:
