@@ -154,10 +154,19 @@ def create_app(
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, render=error_response)
 
-    from rosetta.api.routes import doctor, health, metrics, publication, sources, tables, webhooks
+    from rosetta.api.routes import (
+        capture,
+        doctor,
+        health,
+        metrics,
+        publication,
+        sources,
+        tables,
+        webhooks,
+    )
 
     app.include_router(health.router, prefix="/api/v1", responses=errors(403, 413))
-    for module in (sources, tables, publication, doctor):
+    for module in (sources, tables, publication, doctor, capture):
         app.include_router(module.router, prefix="/api/v1", responses=API_ERRORS)
     # Every webhook route looks up the source or the webhook of its path.
     app.include_router(webhooks.router, prefix="/api/v1", responses={**API_ERRORS, **errors(404)})
@@ -192,10 +201,10 @@ def _needs_no_store(path: str) -> bool:
     return path == "/api/v1/health" or path.startswith("/static/")
 
 
-# The reads that contact a source: the API's available tables and Diagnose, and the web's source
-# page (its live status and available tables) and Diagnose page.
+# The reads that contact a source: the API's available tables, capture status and Diagnose, and
+# the web's source page (its live status and available tables) and Diagnose page.
 _OUTBOUND_READS = re.compile(
-    r"^(/api/v1)?/sources/\d+/(available-tables|doctor)/?$|^/sources/\d+/?$"
+    r"^(/api/v1)?/sources/\d+/(available-tables|capture|doctor)/?$|^/sources/\d+/?$"
 )
 
 

@@ -17,7 +17,17 @@ from rosetta.cli.base import app
 from rosetta.errors import RosettaError, StoreUnavailableError, first_line
 
 # Importing the command modules registers their commands on ``app``, in this order in --help.
-for _module in ("sync", "tables", "repair", "server", "demo", "db", "sources", "webhooks"):
+for _module in (
+    "sync",
+    "tables",
+    "repair",
+    "server",
+    "demo",
+    "db",
+    "sources",
+    "webhooks",
+    "capture",
+):
     importlib.import_module(f"rosetta.cli.{_module}")
 
 
