@@ -195,6 +195,7 @@ def check_source(
             _check_wal(diag, who, wal_level)
             _check_publication(diag, who, source, pub_exists)
             _check_slot(diag, who, source, slot_exists, active, plugin, retained)
+            _check_capture(diag, who, source, conn)
             _check_tables(diag, store, conn, source, table, username)
     except SourceConnectionError as exc:
         diag.add(
@@ -295,6 +296,77 @@ def _check_slot(
     else:
         diag.add(
             "replication slot", PASS, f"replication slot {slot!r} is active; {held}", subject=who
+        )
+
+
+def _check_capture(diag: Diagnosis, who: str, source: Source, conn: Any) -> None:
+    """Real-time capture: on a source with capture on, its triggers, listener and events (a
+    round trip or two); on one without, a line from the store alone."""
+    install = f"rosetta capture install {source.name}"
+    if not source.capture_enabled:
+        diag.add(
+            "capture",
+            PASS,
+            f"on polling: schema changes are found at each monitor cycle; `{install}` records "
+            "them as they commit (needs a superuser on the source)",
+            subject=who,
+        )
+        return
+    from rosetta.capture import installer
+
+    status = installer.status(conn)
+    meanwhile = "the source is on polling meanwhile"
+    if not status.installed:
+        missing = "schema rosetta_capture" if not status.schema_exists else "event triggers"
+        diag.add(
+            "capture",
+            FAIL,
+            f"capture is on but its {missing} is missing on the source: {meanwhile}",
+            f"re-run `{install}`",
+            who,
+        )
+        return
+    if not status.triggers_enabled:
+        diag.add(
+            "capture",
+            FAIL,
+            f"capture's event triggers are disabled on the source: {meanwhile}",
+            f"re-run `{install}`",
+            who,
+        )
+        return
+    diag.add("capture", PASS, "real-time capture installed; event triggers enabled", subject=who)
+    if source.capture_error:
+        diag.add(
+            "capture",
+            WARN,
+            f"the last read of capture's events failed: {source.capture_error}",
+            f"check the source, then re-run `{install}` if it persists",
+            who,
+        )
+    if status.listener_connected:
+        diag.add("capture listener", PASS, "a capture listener is connected", subject=who)
+    else:
+        diag.add(
+            "capture listener",
+            WARN,
+            "no capture listener is connected: changes are found at the next poll",
+            "start `rosetta monitor` or `rosetta serve`",
+            who,
+        )
+    if status.event_count is not None:
+        last = status.last_event_at
+        age = (
+            f"last event {(datetime.now(UTC) - last).total_seconds():.0f}s ago"
+            if last is not None
+            else "no event yet"
+        )
+        size = (status.table_bytes or 0) / 1024**2
+        diag.add(
+            "capture events",
+            PASS,
+            f"{status.event_count} events ({size:.1f} MiB); {age}",
+            subject=who,
         )
 
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from rosetta import publications, registry, services, sources, webhooks
 from rosetta.api.schemas import Text
+from rosetta.capture.installer import CaptureStatus
 from rosetta.catalog.connection import SourceLimits
 from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.crypto import SecretBox
@@ -70,6 +71,26 @@ def _live_state(request: Request, source: Source) -> tuple[CatalogSnapshot | Non
     except RosettaError as exc:
         return None, exc.message
     return snap, None
+
+
+def _capture(request: Request, conn: Conn, source: Source, reachable: bool) -> dict[str, Any]:
+    """The source's mode (real-time capture or polling) and whether an admin may install or
+    uninstall capture: the source's catalogs are read only when it answered just now."""
+    status: CaptureStatus | None = None
+    if reachable:
+        try:
+            status = services.capture_status(
+                conn, common.box(request), common.quick_limits(request), source
+            )
+        except RosettaError:
+            status = None
+    realtime = source.capture_enabled and status is not None and status.working
+    interval = common.settings(request).monitor_interval
+    return {
+        "capture": status,
+        "capture_mode": "real-time (capture)" if realtime else f"polling every {interval:g} s",
+        "capture_broken": source.capture_enabled and status is not None and not status.working,
+    }
 
 
 def _page_number(page: int, total: int, per_page: int) -> tuple[int, int]:
@@ -133,6 +154,7 @@ def render_source(
     }
     state, state_error = _live_state(request, source)
     context.update(state=state, state_error=state_error)
+    context.update(_capture(request, conn, source, state is not None))
     if tab == "webhooks":
         context.update(
             endpoints=endpoints,
@@ -436,3 +458,58 @@ def remove_table(request: Request, conn: Store, source_id: int, table_id: int) -
         action,
         f"Removed {display_name(*table)} from the publication.",
     )
+
+
+# --- real-time capture -------------------------------------------------------------------------
+
+
+@router.post("/sources/{source_id:int}/capture/install")
+def install_capture(request: Request, conn: Store, source_id: int) -> Response:
+    source = load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    try:
+        done = services.install_capture(conn, common.box(request), common.limits(request), source)
+    except RosettaError as exc:
+        return redirect(request, f"/sources/{source.id}", [("error", exc.message)])
+    verb = "Installed" if done.changed else "Reinstalled"
+    return redirect(
+        request,
+        f"/sources/{source.id}",
+        [("ok", f"{verb} real-time capture: each DDL on the source is recorded as it commits.")],
+    )
+
+
+@router.get("/sources/{source_id:int}/capture/uninstall")
+@admin
+def uninstall_capture_page(request: Request, conn: Store, source_id: int) -> Response:
+    source = load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    return confirm(
+        request,
+        source,
+        "Uninstall real-time capture?",
+        "Drops Rosetta's event triggers and the schema rosetta_capture, with the DDL events it "
+        "recorded, from the source database. Rosetta keeps every table's history and goes back "
+        "to polling the source's catalog.",
+        f"/sources/{source.id}/capture/uninstall",
+        "Uninstall capture",
+    )
+
+
+@router.post("/sources/{source_id:int}/capture/uninstall")
+def uninstall_capture(request: Request, conn: Store, source_id: int) -> Response:
+    source = load(request, conn, source_id)
+    if isinstance(source, Response):
+        return source
+    try:
+        done = services.uninstall_capture(conn, common.box(request), common.limits(request), source)
+    except RosettaError as exc:
+        return redirect(request, f"/sources/{source.id}", [("error", exc.message)])
+    message = (
+        "Uninstalled real-time capture: the source is on polling."
+        if done.changed
+        else "Capture was not installed: the source is on polling."
+    )
+    return redirect(request, f"/sources/{source.id}", [("ok", message)])
