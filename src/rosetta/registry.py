@@ -5,6 +5,7 @@ What the API and the web pages show, so both say the same thing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -206,3 +207,223 @@ def diff_versions(conn: Conn, table_id: int, older: int, newer: int) -> list[Cha
     old = version(conn, table_id, older)["schema_table_new"] if older else {}
     new = version(conn, table_id, newer)["schema_table_new"] if newer else {}
     return diff(TableSchema.from_json(old), TableSchema.from_json(new), initial=not older)
+
+
+# --- provenance: how each version was found, and from where its schema applies ----------------
+
+RENAME_TABLE = "RENAME TABLE"
+"""The change kind of a table that took another name or schema (``column`` is empty, ``before``
+and ``after`` are the qualified names)."""
+
+FOUND_BY = {
+    "capture": "found by capture",
+    "polling": "found by polling",
+    None: "recorded before provenance was kept",
+}
+
+
+def found_by(detected_by: str | None) -> str:
+    """How a version was found, in words; a row older than provenance says so."""
+    return FOUND_BY.get(detected_by, f"found by {detected_by}")
+
+
+def provenance_events(provenance: Any) -> list[dict[str, Any]]:
+    """The DDL events of a captured version (``provenance.events``), each a dict; none for a
+    version found by polling or recorded before provenance was kept, or for events that are not
+    objects."""
+    if not isinstance(provenance, dict):
+        return []
+    events = provenance.get("events")
+    if not isinstance(events, list):
+        return []
+    return [e for e in events if isinstance(e, dict)]
+
+
+def who(event: dict[str, Any]) -> str | None:
+    """The role that ran a captured statement: ``current_user``, and the ``session_user`` that
+    logged in when it differs (``app_owner (session alice)``)."""
+    current, session = event.get("current_user"), event.get("session_user")
+    if current and session and session != current:
+        return f"{current} (session {session})"
+    return str(current or session) if (current or session) else None
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line, at most ``limit`` characters (an ellipsis ends a shortened one), with
+    control characters (a terminal's escape sequences) replaced by spaces."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+# --- the schema as of a time or an LSN -------------------------------------------------------
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?")
+_LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
+
+
+def parse_at(text: str) -> datetime:
+    """An RFC 3339 time with its timezone (``2026-12-02T10:00:00Z``, ``...+01:00``)."""
+    if not _RFC3339.fullmatch(text):
+        raise InvalidInputError(
+            "invalid at: give an RFC 3339 time with a timezone, such as 2026-12-02T10:00:00Z"
+        )
+    try:
+        at = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError("invalid at: no such date or time") from None
+    if at.tzinfo is None:
+        raise InvalidInputError(
+            "invalid at: give its timezone (Z or +hh:mm): a time without one is ambiguous"
+        )
+    return at
+
+
+def parse_lsn(text: str) -> str:
+    """A WAL position as PostgreSQL's ``pg_lsn`` reads it (``X/Y``, each 1-8 hex digits), as
+    PostgreSQL prints it (``0/16B3748``)."""
+    found = _LSN.fullmatch(text)
+    if not found:
+        raise InvalidInputError("invalid lsn: give a WAL position as X/Y in hex, such as 0/16B3748")
+    return f"{int(found.group(1), 16):X}/{int(found.group(2), 16):X}"
+
+
+def lsn_value(lsn: str) -> int:
+    """An LSN (``X/Y``) as the 64-bit number it names, to compare two of them."""
+    high, _, low = lsn.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The version in force at a time or an LSN, and how exact that answer is."""
+
+    number: int
+    exact: bool
+    exactness: str
+    """How exact the answer is, in one sentence."""
+    next_version: int | None
+
+
+def version_start(point: dict[str, Any]) -> datetime:
+    """When a version's schema applies from: its ``changed_at``, else (a row older than
+    provenance) when Rosetta recorded it."""
+    start: datetime = point["changed_at"] or point["created_at"]
+    return start
+
+
+def pick_as_of(
+    points: list[dict[str, Any]], name: str, *, at: datetime | None, lsn: str | None
+) -> AsOf:
+    """Which of a table's versions (``points``: rows of ``version_points``, oldest first) was in
+    force at the time ``at`` or the LSN ``lsn``. At a time: the latest version that started at
+    or before it. At an LSN: the latest version whose LSN is at or before it, when that can be
+    told: a version recorded without an LSN (before provenance was kept) cannot be placed, so an
+    LSN that falls where one may start has no answer (ask by time)."""
+    if not points:
+        raise NotFoundError(f"table {name} has no versions yet")
+    if at is not None:
+        chosen = [i for i, p in enumerate(points) if version_start(p) <= at]
+        if not chosen:
+            first = points[0]
+            raise NotFoundError(
+                f"table {name} was not tracked yet at {at.isoformat()}: its first version "
+                f"v{first['version_schema']} applies from {version_start(first).isoformat()}"
+            )
+        index = chosen[-1]
+    else:
+        assert lsn is not None
+        index = _pick_by_lsn(points, name, lsn)
+    point = points[index]
+    following = points[index + 1] if index + 1 < len(points) else None
+    exact, sentence = _exactness(point, following, by_lsn=lsn is not None)
+    return AsOf(
+        int(point["version_schema"]),
+        exact,
+        sentence,
+        int(following["version_schema"]) if following else None,
+    )
+
+
+def _pick_by_lsn(points: list[dict[str, Any]], name: str, lsn: str) -> int:
+    wanted = lsn_value(lsn)
+    chosen = [i for i, p in enumerate(points) if p["lsn"] and lsn_value(p["lsn"]) <= wanted]
+    if chosen:
+        index = chosen[-1]
+        after = points[index + 1] if index + 1 < len(points) else None
+        if after is not None and not after["lsn"]:
+            raise NotFoundError(
+                f"table {name}: v{after['version_schema']} has no LSN recorded, so whether it "
+                f"applied at {lsn} cannot be told: ask by time (at) instead"
+            )
+        return index
+    first = points[0]
+    if first["lsn"]:
+        raise NotFoundError(
+            f"table {name} was not tracked yet at LSN {lsn}: its first version "
+            f"v{first['version_schema']} applies from LSN {first['lsn']}"
+        )
+    unplaced = [p for p in points if not p["lsn"]]
+    last = unplaced[-1]["version_schema"] if unplaced else first["version_schema"]
+    span = f"v{first['version_schema']}" + (
+        f" to v{last}" if last != first["version_schema"] else ""
+    )
+    raise NotFoundError(
+        f"table {name}: {span} were recorded before Rosetta kept LSNs, so the schema at LSN "
+        f"{lsn} cannot be told: ask by time (at) instead"
+    )
+
+
+def _exactness(
+    point: dict[str, Any], following: dict[str, Any] | None, *, by_lsn: bool
+) -> tuple[bool, str]:
+    """Whether the answer is exact: it is unless the next version's start is an upper bound
+    (found by polling, or recorded before provenance was kept), so that it may already have
+    applied."""
+    n = point["version_schema"]
+    if following is None:
+        return True, f"v{n} is the latest version recorded"
+    m, how = following["version_schema"], following["detected_by"]
+    where = f"LSN {following['lsn']}" if by_lsn else f"{version_start(following).isoformat()}"
+    if how == "capture":
+        if not by_lsn and following.get("commit_time_exact") is False:
+            return True, (
+                f"exact to the DDL statement's time: v{m} applies from {where} (the source "
+                "does not track commit timestamps)"
+            )
+        return True, f"exact: v{m} applies from {where}, captured from the DDL"
+    if how == "polling":
+        return False, (
+            f"bounded by the polling interval: v{m} was found by polling at {where}, so its "
+            "change may have happened up to one interval before"
+        )
+    return False, (
+        f"bounded by the polling interval: v{m} was recorded at {where} before provenance was "
+        "kept, so its change may have happened up to one interval before"
+    )
+
+
+def version_points(conn: Conn, table_id: int) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(QUERIES["version_points"], {"table_id": table_id})
+        return cur.fetchall()
+
+
+def schema_as_of(
+    conn: Conn, table_id: int, *, at: datetime | None = None, lsn: str | None = None
+) -> tuple[AsOf, dict[str, Any]]:
+    """The version of a table in force at the time ``at`` or the LSN ``lsn`` (exactly one): how
+    exact that is, and the version's row (its columns and provenance). A time must carry its
+    timezone; a table that was not tracked yet then, or an LSN that cannot be placed among
+    versions recorded without one, is a :class:`NotFoundError` saying why."""
+    if (at is None) == (lsn is None):
+        raise InvalidInputError("give exactly one of at (a time) or lsn (a WAL position)")
+    if at is not None and at.tzinfo is None:
+        raise InvalidInputError(
+            "invalid at: give its timezone (Z or +hh:mm): a time without one is ambiguous"
+        )
+    if lsn is not None:
+        lsn = parse_lsn(lsn)
+    row = repository.table_by_id(conn, table_id)
+    name = display_name(row["schema_name"], row["table_name"])
+    answer = pick_as_of(version_points(conn, table_id), name, at=at, lsn=lsn)
+    return answer, version(conn, table_id, answer.number)

@@ -365,7 +365,40 @@ class ColumnOut(BaseModel):
     type_oid: int | None = None
 
 
-class VersionSummaryOut(BaseModel):
+DETECTED_BY_HELP = (
+    "How the version was found: capture (from the source's DDL events, exact), polling (by "
+    "comparing the catalog, at most one monitor interval late); null: recorded before Rosetta "
+    "kept provenance."
+)
+LSN_HELP = (
+    "The WAL position (X/Y) from which the version's schema applies: capture: the insert LSN at "
+    "the DDL statement; polling: the LSN read when the change was found (an upper bound); null: "
+    "not recorded."
+)
+CHANGED_AT_HELP = (
+    "When the change happened: capture: its commit time (or its statement's time when the source "
+    "does not track commit timestamps); polling: when it was found (an upper bound); null: not "
+    "recorded (created_at is all that is known)."
+)
+PROVENANCE_HELP = (
+    "Capture only: {events: [{id, command_tag, object_type, object_identity, statement (null: "
+    "withheld), session_user, current_user, application_name, client_addr (null: local socket), "
+    "backend_pid, xid, time, lsn}], commit_time_exact}; null otherwise."
+)
+
+
+class ProvenanceFields(BaseModel):
+    """How a version was found and from where its schema applies (migration 0011)."""
+
+    detected_by: Literal["capture", "polling"] | None = Field(
+        default=None, description=DETECTED_BY_HELP
+    )
+    lsn: str | None = Field(default=None, description=LSN_HELP)
+    changed_at: datetime | None = Field(default=None, description=CHANGED_AT_HELP)
+    provenance: dict[str, Any] | None = Field(default=None, description=PROVENANCE_HELP)
+
+
+class VersionSummaryOut(ProvenanceFields):
     version: int
     changes_type: str
     created_at: datetime
@@ -415,13 +448,29 @@ class ChangeOut(BaseModel):
     )
 
 
-class VersionOut(BaseModel):
+class VersionOut(ProvenanceFields):
     table_id: int
     version: int
     changes_type: str
     created_at: datetime
     columns: list[ColumnOut]
     changes: list[ChangeOut]
+
+
+class SchemaAsOfOut(VersionOut):
+    """The version of a table in force at a time or an LSN."""
+
+    at: datetime | None = Field(default=None, description="The time asked about.")
+    asked_lsn: str | None = Field(default=None, description="The LSN asked about, as X/Y.")
+    exact: bool = Field(
+        description="True when the next version's start is known exactly (captured from the "
+        "DDL) or there is no next version; false when it was found by polling, so that it may "
+        "have applied up to one monitor interval before its recorded time or LSN."
+    )
+    exactness: str = Field(description="How exact the answer is, in one sentence.")
+    next_version: int | None = Field(
+        default=None, description="The version that followed it; null: it is the latest."
+    )
 
 
 class DiffOut(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -129,8 +129,12 @@ def show(name: str, table: str, as_json: JsonOpt = False) -> None:
     state = _state_line(row["schema_state"], row["version"])
     if state:
         out.print(f"  {state}")
-    if not columns:
-        return
+    if columns:
+        out.print(_grid(columns))
+
+
+def _grid(columns: list[dict[str, Any]]) -> Any:
+    """A schema's columns as a table: position, name, type, nullability, default, key, carried."""
     from rich.table import Table
 
     grid = Table("#", "column", "type", "nullable", "default", "key", "carried")
@@ -149,7 +153,7 @@ def show(name: str, table: str, as_json: JsonOpt = False) -> None:
             ", ".join(key) or "-",
             "yes" if c["carried"] else f"no ({_reason(c['not_carried'])})",
         )
-    out.print(grid)
+    return grid
 
 
 def _default(c: dict[str, Any]) -> str | None:
@@ -166,7 +170,8 @@ def _reason(not_carried: str | None) -> str:
 
 @app.command()
 def history(name: str, table: str, as_json: JsonOpt = False) -> None:
-    """The versions of one table's schema: change type, time, severity, and each change."""
+    """The versions of one table's schema: change type, time, severity, how each was found
+    (capture, polling), from which LSN, who ran the DDL, and each change."""
     from rosetta.schema import severity
     from rosetta.store import repository
 
@@ -188,6 +193,10 @@ def history(name: str, table: str, as_json: JsonOpt = False) -> None:
                     "changes": v["changes"],
                     "severity": severity.of_stored(v["changes"]),
                     "schema": v["schema_table_new"],
+                    "detected_by": v["detected_by"],
+                    "lsn": v["lsn"],
+                    "changed_at": v["changed_at"],
+                    "provenance": v["provenance"],
                 }
                 for v in versions
             ]
@@ -205,8 +214,44 @@ def history(name: str, table: str, as_json: JsonOpt = False) -> None:
             f"v{v['version_schema']}  {v['created_at']:%Y-%m-%d %H:%M:%S}  "
             f"{v['changes_type']}  ({counted})  {severity.of_stored(v['changes']) or ''}".rstrip()
         )
+        for line in provenance_lines(v):
+            typer.echo(f"    {line}")
         for change in v["changes"] or []:
             typer.echo(f"    {_change_line(change)}")
+
+
+STATEMENT_CHARS = 160
+
+
+def provenance_lines(v: dict[str, Any]) -> list[str]:
+    """How a version was found, from which LSN and when; for a captured one, each DDL event: who
+    ran it, from which application and client, in which transaction, and its statement (on one
+    line, shortened)."""
+    from rosetta import registry
+
+    head = [registry.found_by(v["detected_by"])]
+    if v["detected_by"] is not None or v["lsn"]:
+        head.append(f"LSN {v['lsn']}" if v["lsn"] else "LSN not recorded")
+    if v["changed_at"] is not None:
+        head.append(f"at {v['changed_at'].isoformat(sep=' ', timespec='milliseconds')}")
+    lines = [" · ".join(head)]
+    for event in registry.provenance_events(v["provenance"]):
+        facts = [f"by {registry.who(event) or 'an unknown role'}"]
+        if event.get("application_name"):
+            facts.append(f"app {event['application_name']}")
+        facts.append(f"from {event['client_addr'] or 'a local socket'}")
+        if event.get("backend_pid") is not None:
+            facts.append(f"pid {event['backend_pid']}")
+        if event.get("xid") is not None:
+            facts.append(f"xid {event['xid']}")
+        lines.append(registry.one_line(", ".join(str(f) for f in facts)))
+        statement = event.get("statement")
+        lines.append(
+            "  " + registry.one_line(str(statement), STATEMENT_CHARS)
+            if statement
+            else "  (statement withheld: it may hold a secret)"
+        )
+    return lines
 
 
 def _change_line(change: dict[str, Any]) -> str:
@@ -218,6 +263,8 @@ def _change_line(change: dict[str, Any]) -> str:
         line = f"- {column} {(before or {}).get('full_type', '')}"
     elif kind == "RENAME COLUMN":
         line = f"~ {before} renamed to {after}"
+    elif kind == "RENAME TABLE":
+        line = f"~ table renamed {before} -> {after}"
     elif kind == "RENAME TYPE":
         line = f"~ {column}: type renamed {before} -> {after}"
     elif kind == "CHANGES CARRIED":
@@ -233,3 +280,69 @@ def _change_line(change: dict[str, Any]) -> str:
     if change.get("carried") is False:
         line += "  (not carried)"
     return line
+
+
+@app.command()
+def schema(
+    name: str,
+    table: str,
+    at: Annotated[
+        str | None,
+        typer.Option(help="An RFC 3339 time with its timezone: 2026-12-02T10:00:00Z."),
+    ] = None,
+    lsn: Annotated[
+        str | None, typer.Option(help="A WAL position of the source, X/Y: 0/16B3748.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One table's columns as of a time (--at) or a WAL position (--lsn): the version then in
+    force, and how exact that answer is."""
+    from rosetta import registry
+    from rosetta.schema.model import display_name
+    from rosetta.store import repository
+
+    when = registry.parse_at(at) if at is not None else None
+    position = registry.parse_lsn(lsn) if lsn is not None else None
+    ctx = context()
+    store = ctx.store(autocommit=True)
+    try:
+        src = repository.source_by_name(store, name)
+        row = repository.find_table(store, src.id, table)
+        answer, version = registry.schema_as_of(store, row["id"], at=when, lsn=position)
+    finally:
+        store.close()
+    columns = [{**c.to_json(), "carried": c.is_carried} for c in version["columns"]]
+    if as_json:
+        print_json(
+            {
+                "id": row["id"],
+                "schema": row["schema_name"],
+                "table": row["table_name"],
+                "at": when,
+                "lsn": position,
+                "version": answer.number,
+                "changes_type": version["changes_type"],
+                "exact": answer.exact,
+                "exactness": answer.exactness,
+                "next_version": answer.next_version,
+                "detected_by": version["detected_by"],
+                "version_lsn": version["lsn"],
+                "changed_at": version["changed_at"],
+                "created_at": version["created_at"],
+                "columns": columns,
+            }
+        )
+        return
+    out = console()
+    asked = f"at {when.isoformat()}" if when is not None else f"at LSN {position}"
+    out.print(
+        f"Table {esc(display_name(row['schema_name'], row['table_name']))} of source "
+        f"{esc(name)} {asked}: v{answer.number} ({esc(version['changes_type'])})"
+    )
+    out.print(f"  {'exact' if answer.exact else 'approximate'}: {esc(answer.exactness)}")
+    for line in provenance_lines(version):
+        out.print(f"  {esc(line)}")
+    if columns:
+        out.print(_grid(columns))
+    else:
+        out.print(f"  no columns at v{answer.number}")

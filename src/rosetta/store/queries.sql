@@ -149,7 +149,8 @@ WHERE t.source_id = %(source_id)s AND t.table_name = %(table_name)s
 ORDER BY t.schema_name
 
 -- name: history
-SELECT id, version_schema, changes_type, schema_table_old, schema_table_new, changes, created_at
+SELECT id, version_schema, changes_type, schema_table_old, schema_table_new, changes, created_at,
+       detected_by, lsn::text AS lsn, changed_at, provenance
 FROM history_schema_evolution
 WHERE table_metadata_list_id = %(table_id)s
 ORDER BY version_schema, id
@@ -218,7 +219,8 @@ SELECT status, count(*) AS n FROM table_metadata_list
 WHERE source_id = %(source_id)s GROUP BY status
 
 -- name: version_row
-SELECT id, version_schema, changes_type, schema_table_old, schema_table_new, changes, created_at
+SELECT id, version_schema, changes_type, schema_table_old, schema_table_new, changes, created_at,
+       detected_by, lsn::text AS lsn, changed_at, provenance
 FROM history_schema_evolution
 WHERE table_metadata_list_id = %(table_id)s AND version_schema = %(version)s
 ORDER BY id
@@ -226,7 +228,10 @@ LIMIT 1
 
 -- name: versions_list
 SELECT version_schema, changes_type, created_at, jsonb_array_length(changes) AS change_count,
-       COALESCE((SELECT count(*) FROM jsonb_object_keys(schema_table_new)), 0) AS column_count
+       COALESCE((SELECT count(*) FROM jsonb_object_keys(schema_table_new)), 0) AS column_count,
+       detected_by, lsn::text AS lsn, changed_at, provenance,
+       (SELECT c FROM jsonb_array_elements(changes) c
+        WHERE c->>'type' = 'RENAME TABLE' LIMIT 1) AS table_rename
 FROM history_schema_evolution
 WHERE table_metadata_list_id = %(table_id)s
 ORDER BY version_schema, id
@@ -324,3 +329,14 @@ WHERE id = %(id)s
 UPDATE sources
 SET capture_enabled = false, capture_snapshot = NULL, capture_error = NULL
 WHERE id = %(id)s
+
+-- as-of and provenance
+
+-- name: version_points
+-- Where each version of a table starts, oldest first: the schema as of a time or an LSN is
+-- chosen from these (rosetta.registry.pick_as_of). Small rows, no schema JSON.
+SELECT version_schema, created_at, detected_by, lsn::text AS lsn, changed_at,
+       (provenance->>'commit_time_exact')::boolean AS commit_time_exact
+FROM history_schema_evolution
+WHERE table_metadata_list_id = %(table_id)s
+ORDER BY version_schema, id

@@ -15,6 +15,7 @@ from rosetta.api.schemas import (
     DiffOut,
     Limit,
     Offset,
+    SchemaAsOfOut,
     SourceId,
     TableId,
     TableOut,
@@ -48,6 +49,17 @@ def _change_out(change: Change) -> ChangeOut:
         breaking=change.breaking,
         carried=change.carried,
     )
+
+
+def _provenance(row: dict[str, Any]) -> dict[str, Any]:
+    """The provenance fields of a version's row (all null on rows older than them)."""
+    provenance = row.get("provenance")
+    return {
+        "detected_by": row.get("detected_by"),
+        "lsn": row.get("lsn"),
+        "changed_at": row.get("changed_at"),
+        "provenance": provenance if isinstance(provenance, dict) else None,
+    }
 
 
 def _change(raw: dict[str, Any]) -> ChangeOut:
@@ -145,6 +157,7 @@ def list_versions(table_id: TableId, conn: Store) -> list[VersionSummaryOut]:
             created_at=v["created_at"],
             change_count=v["change_count"],
             column_count=v["column_count"],
+            **_provenance(v),
         )
         for v in registry.versions(conn, table_id)
     ]
@@ -166,6 +179,51 @@ def get_version(table_id: TableId, number: VersionNumber, conn: Store) -> Versio
         created_at=row["created_at"],
         columns=_columns(row["columns"]),
         changes=[_change(c) for c in row["changes"] or []],
+        **_provenance(row),
+    )
+
+
+@router.get(
+    "/tables/{table_id}/schema",
+    response_model=SchemaAsOfOut,
+    summary="A table's schema as of a time or a WAL position (LSN): the version then in force",
+    description="Give exactly one of `at` and `lsn`. A time or LSN before the table's first "
+    "version, or an LSN that falls among versions recorded before Rosetta kept LSNs, is a 404 "
+    "saying why. `exact` and `exactness` say how exact the answer is: exact to the DDL "
+    "statement when the next version was captured, bounded by the polling interval when it was "
+    "found by polling.",
+    responses=errors(404, 422),
+)
+def schema_as_of(
+    table_id: TableId,
+    conn: Store,
+    at: Annotated[
+        Text | None,
+        Query(
+            max_length=64,
+            description="An RFC 3339 time with its timezone: 2026-12-02T10:00:00Z.",
+        ),
+    ] = None,
+    lsn: Annotated[
+        Text | None,
+        Query(max_length=32, description="A WAL position as X/Y in hex: 0/16B3748."),
+    ] = None,
+) -> SchemaAsOfOut:
+    when = registry.parse_at(at) if at is not None else None
+    answer, row = registry.schema_as_of(conn, table_id, at=when, lsn=lsn)
+    return SchemaAsOfOut(
+        table_id=table_id,
+        version=row["version_schema"],
+        changes_type=row["changes_type"],
+        created_at=row["created_at"],
+        columns=_columns(row["columns"]),
+        changes=[_change(c) for c in row["changes"] or []],
+        **_provenance(row),
+        at=when,
+        asked_lsn=registry.parse_lsn(lsn) if lsn is not None else None,
+        exact=answer.exact,
+        exactness=answer.exactness,
+        next_version=answer.next_version,
     )
 
 
