@@ -141,6 +141,35 @@ def described(changes: list[d.Change]) -> list[dict[str, Any]]:
     ]
 
 
+def table_renames(versions: list[dict[str, Any]], older: int, newer: int) -> list[dict[str, Any]]:
+    """The renames of the table itself (``RENAME TABLE``, recorded in the versions between
+    ``older`` and ``newer``): a diff of the schemas cannot show them, the columns being the
+    same. Backwards (``older`` > ``newer``), each is undone."""
+    low, high = sorted((older, newer))
+    found = []
+    for ver in versions:
+        raw = ver.get("table_rename")
+        if not isinstance(raw, dict) or not low < ver["version_schema"] <= high:
+            continue
+        before, after = str(raw.get("before") or ""), str(raw.get("after") or "")
+        if older > newer:
+            before, after = after, before
+        change = d.Change(registry.RENAME_TABLE, "", before, after)
+        found.append(
+            {
+                "kind": registry.RENAME_TABLE,
+                "label": "table renamed",
+                "css": "rename",
+                "column": "",
+                "before": before,
+                "after": after,
+                "breaking": change.breaking,
+                "carried": True,
+            }
+        )
+    return found if older <= newer else found[::-1]
+
+
 def _before(numbers: list[int], number: int) -> int:
     """The version before ``number`` (0 when it is the first)."""
     earlier = [n for n in numbers if n < number]
@@ -195,7 +224,9 @@ def table_detail(
         diff_from = from_ if from_ is not None and (from_ in numbers or from_ == 0) else None
         if diff_from is None:
             diff_from = _before(numbers, diff_to)
-        changes = described(registry.diff_versions(conn, table_id, diff_from, diff_to))
+        changes = table_renames(versions, diff_from, diff_to) + described(
+            registry.diff_versions(conn, table_id, diff_from, diff_to)
+        )
         dropped = [m for ms in marks.values() for m in ms if m["css"] == "drop"]
 
     line = registry.timeline(versions, registry.table_events(conn, table_id), TIMELINE_KEEP)
@@ -223,4 +254,7 @@ def table_detail(
         diff_to=diff_to,
         changes=changes,
         kind_class=KIND_CLASS,
+        found_by=registry.found_by,
+        provenance_events=registry.provenance_events,
+        who=registry.who,
     )
