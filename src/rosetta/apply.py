@@ -7,7 +7,7 @@ comes back as one :class:`Outcome` per decision, from which the sync builds its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from rosetta.catalog.reader import CatalogTable
 from rosetta.errors import RosettaError, first_line
+from rosetta.provenance import Provenance
 from rosetta.reconcile import Action, Decision, changes_json
 from rosetta.schema.diff import INITIAL_LOAD
 from rosetta.schema.model import SchemaJson
@@ -31,10 +32,28 @@ class Outcome:
     error: str | None = None
 
 
+ProvenanceOf = Callable[[Decision], Provenance]
+"""The provenance of the version a decision writes."""
+
+
 def apply(
-    store: Conn, source_id: int, decisions: Sequence[Decision], events: Recorder
+    store: Conn,
+    source_id: int,
+    decisions: Sequence[Decision],
+    events: Recorder,
+    provenance: ProvenanceOf,
 ) -> list[Outcome]:
-    """Write ``decisions`` (in a transaction the caller holds) and say what came of each."""
+    """Write ``decisions`` (in a transaction the caller holds) and say what came of each.
+
+    Tables that left are marked removed first, and renamed tables take their new names next, all
+    in one statement, so that a name freed by one table (removed, or renamed away) is free for
+    the table that takes it, two tables swapping names included."""
+    removed = [d for d in decisions if d.action == Action.REMOVE]
+    if removed:
+        store.execute(QUERIES["mark_removed"], {"ids": [d.table_id for d in removed]})
+        for d in removed:
+            events.record("table.removed", d.schema_name, d.table_name, level="breaking")
+    _rename(store, [d for d in decisions if d.renamed_from is not None])
     outcomes: list[Outcome] = []
     for decision in decisions:
         if decision.action in (Action.NONE, Action.REMOVE):
@@ -46,7 +65,7 @@ def apply(
             continue
         try:
             with store.transaction():
-                _write(store, source_id, decision, events)
+                _write(store, source_id, decision, events, provenance)
         except (psycopg.Error, RosettaError) as exc:
             if _store_lost(store):
                 raise
@@ -56,16 +75,31 @@ def apply(
         else:
             outcomes.append(Outcome(decision))
     unchanged = [d for d in decisions if d.action == Action.NONE]
-    removed = [d for d in decisions if d.action == Action.REMOVE]
-    if removed:
-        store.execute(QUERIES["mark_removed"], {"ids": [d.table_id for d in removed]})
-        for d in removed:
-            events.record("table.removed", d.schema_name, d.table_name, level="breaking")
     # In the order of the decisions, which is the order the log reports them in.
     order = {id(d): i for i, d in enumerate(decisions)}
     outcomes.extend(Outcome(d) for d in unchanged + removed)
     outcomes.sort(key=lambda o: order[id(o.decision)])
     return outcomes
+
+
+def _rename(store: Conn, renamed: list[Decision]) -> None:
+    """Give renamed tables their new names in one statement (the live-name constraint is
+    checked at its end). Should it fail, each table's own write renames it and fails alone."""
+    if not renamed:
+        return
+    try:
+        with store.transaction():
+            store.execute(
+                QUERIES["rename_tables"],
+                {
+                    "ids": [d.table_id for d in renamed],
+                    "schema_names": [d.schema_name for d in renamed],
+                    "table_names": [d.table_name for d in renamed],
+                },
+            )
+    except psycopg.Error:
+        if _store_lost(store):
+            raise
 
 
 def _record_failure(store: Conn, source_id: int, decision: Decision, error: str) -> None:
@@ -117,17 +151,25 @@ def _table_params(
     }
 
 
-def _write(store: Conn, source_id: int, decision: Decision, events: Recorder) -> None:
+def _write(
+    store: Conn, source_id: int, decision: Decision, events: Recorder, provenance: ProvenanceOf
+) -> None:
     table = decision.table
     assert table is not None
+    origin = provenance(decision)
     if decision.table_id is None:
-        _insert(store, source_id, table, decision, events)
+        _insert(store, source_id, table, decision, events, origin)
     else:
-        _update(store, decision.table_id, table, decision, events)
+        _update(store, decision.table_id, table, decision, events, origin)
 
 
 def _insert(
-    store: Conn, source_id: int, table: CatalogTable, decision: Decision, events: Recorder
+    store: Conn,
+    source_id: int,
+    table: CatalogTable,
+    decision: Decision,
+    events: Recorder,
+    origin: Provenance,
 ) -> None:
     schema = decision.new if decision.action == Action.ADD else None
     row = store.execute(
@@ -139,7 +181,7 @@ def _insert(
     assert row is not None
     if decision.action != Action.ADD:
         return
-    _insert_history(store, row[0], decision)
+    _insert_history(store, row[0], decision, origin)
     events.record(
         "table.added",
         table.schema_name,
@@ -147,10 +189,11 @@ def _insert(
         version=1,
         change_type=INITIAL_LOAD,
         level="safe",
+        provenance=origin.to_json(),
     )
 
 
-def _insert_history(store: Conn, table_id: int, decision: Decision) -> None:
+def _insert_history(store: Conn, table_id: int, decision: Decision, origin: Provenance) -> None:
     store.execute(
         QUERIES["insert_history"],
         {
@@ -160,12 +203,21 @@ def _insert_history(store: Conn, table_id: int, decision: Decision) -> None:
             "old": Jsonb(decision.old),
             "new": Jsonb(decision.new),
             "changes": Jsonb(changes_json(decision.changes)),
+            "detected_by": str(origin.detected_by),
+            "lsn": origin.lsn,
+            "changed_at": origin.changed_at,
+            "provenance": Jsonb(origin.details) if origin.details is not None else None,
         },
     )
 
 
 def _update(
-    store: Conn, table_id: int, table: CatalogTable, decision: Decision, events: Recorder
+    store: Conn,
+    table_id: int,
+    table: CatalogTable,
+    decision: Decision,
+    events: Recorder,
+    origin: Provenance,
 ) -> None:
     params = _table_params(source_id=None, table=table, schema=None, fingerprint=table.fingerprint)
     params.update(id=table_id, healed=False)
@@ -177,7 +229,7 @@ def _update(
     params.update(schema_table=Jsonb(decision.new), healed=heal)
     store.execute(QUERIES["update_table"], params)
     if decision.version is not None and decision.changes_type is not None:
-        _insert_history(store, table_id, decision)
+        _insert_history(store, table_id, decision, origin)
     if heal:
         events.record(
             "table.healed",
@@ -187,6 +239,7 @@ def _update(
             change_type=decision.changes_type,
             changes=decision.changes,
             level=None,
+            provenance=origin.to_json() if decision.version is not None else None,
         )
     elif decision.version is not None:
         events.record(
@@ -196,6 +249,7 @@ def _update(
             version=decision.version,
             change_type=decision.changes_type,
             changes=decision.changes,
+            provenance=origin.to_json(),
         )
 
 

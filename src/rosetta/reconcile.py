@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from rosetta.catalog.reader import CatalogTable, TableKey
-from rosetta.schema.diff import INITIAL_LOAD, Change, classify, diff
+from rosetta.schema.diff import INITIAL_LOAD, RENAME_TABLE, Change, classify, diff
 from rosetta.schema.model import SchemaJson, TableSchema, display_name
 
 
@@ -84,35 +84,50 @@ def plan(
 ) -> Plan:
     """Sort tables into new, to compare, removed and unchanged. ``full`` compares every table,
     not only those whose fingerprint moved (a safety net for what a fingerprint cannot see, such
-    as a renamed type or sequence that a column's type or default names)."""
+    as a renamed type or sequence that a column's type or default names).
+
+    A table is its OID: a tracking row first finds its table by OID, wherever the table is now
+    named (a rename or ``SET SCHEMA`` keeps the row and its history); a row whose OID is gone
+    then finds a table of its name that no row claims by OID (the table was dropped and created
+    again: it continues the row). Live rows choose before removed ones, so an old removed row
+    never takes a table from the row that tracks it."""
+    rows = sorted(tracked, key=lambda r: (r.status == TableStatus.REMOVED, -r.id))
+    by_oid = {table.oid: table for table in catalog.values()}
+    matched: dict[TableKey, Tracked] = {}
+    rest: list[Tracked] = []
+    for row in rows:
+        table = by_oid.get(row.oid) if row.oid is not None else None
+        if table is not None and table.key not in matched:
+            matched[table.key] = row
+        else:
+            rest.append(row)
+    removed: list[Tracked] = []
+    for row in rest:
+        table = catalog.get(row.key)
+        if table is not None and table.key not in matched:
+            matched[table.key] = row
+        elif row.status != TableStatus.REMOVED:
+            removed.append(row)
     new: list[CatalogTable] = []
     compare: list[tuple[Tracked, CatalogTable]] = []
-    removed: list[Tracked] = []
     unchanged = 0
-    seen: set[TableKey] = set()
-    for row in tracked:
-        seen.add(row.key)
-        table = catalog.get(row.key)
-        if table is None:
-            if row.status != TableStatus.REMOVED:
-                removed.append(row)
-            continue
-        has_columns = table.column_count > 0
-        if (
+    for key, table in catalog.items():
+        found = matched.get(key)
+        if found is None:
+            new.append(table)
+        elif (
             full
-            or row.status != TableStatus.TRACKED
-            or row.fingerprint != table.fingerprint
-            or (row.needs_schema and has_columns)
+            or found.status != TableStatus.TRACKED
+            or found.key != table.key
+            or found.fingerprint != table.fingerprint
+            or (found.needs_schema and table.column_count > 0)
         ):
-            compare.append((row, table))
+            compare.append((found, table))
         else:
             unchanged += 1
-    for key, table in catalog.items():
-        if key not in seen:
-            new.append(table)
     # In name order, so summaries and log lines read the same on every run.
     new.sort(key=lambda t: t.key)
-    compare.sort(key=lambda pair: pair[0].key)
+    compare.sort(key=lambda pair: pair[1].key)
     removed.sort(key=lambda r: r.key)
     return Plan(new, compare, removed, unchanged)
 
@@ -163,6 +178,7 @@ class Decision:
     rejoined: bool = False
     error: str | None = None
     row_filter_change: tuple[str | None, str | None] | None = None
+    renamed_from: TableKey | None = None
 
     @property
     def name(self) -> str:
@@ -206,7 +222,7 @@ def decide_new(table: CatalogTable) -> Decision:
 
 def decide_tracked(tracked: Tracked, table: CatalogTable, stored: StoredDetails) -> Decision:
     """A tracked table whose fingerprint moved (or any, in a full compare)."""
-    decision = _decide_columns(tracked, table, stored)
+    decision = _renamed(_decide_columns(tracked, table, stored), tracked, table, stored)
     if decision.action == Action.FAIL or tracked.row_filter == table.row_filter:
         return decision
     # A schema stored before Rosetta read row filters had none recorded: the first read records
@@ -216,6 +232,44 @@ def decide_tracked(tracked: Tracked, table: CatalogTable, stored: StoredDetails)
     if decision.action == Action.NONE:
         decision = replace(decision, action=Action.REFRESH, new=table.schema_json())
     return replace(decision, row_filter_change=(tracked.row_filter, table.row_filter))
+
+
+def _renamed(
+    decision: Decision, tracked: Tracked, table: CatalogTable, stored: StoredDetails
+) -> Decision:
+    """``decision`` for a table found by its OID under another name (``ALTER TABLE ... RENAME
+    TO`` or ``SET SCHEMA``): the row takes the new name, and a table with a history records the
+    rename as a version (with whatever its columns did meanwhile). A table that failed keeps
+    its row's name until it is read."""
+    if tracked.key == table.key or decision.action == Action.FAIL:
+        return decision
+    renamed = replace(
+        decision,
+        schema_name=table.schema_name,
+        table_name=table.table_name,
+        renamed_from=tracked.key,
+    )
+    last_version = stored.last_version
+    if last_version is None or decision.changes_type == INITIAL_LOAD:
+        return renamed
+    rename = Change(
+        RENAME_TABLE,
+        "",
+        f"{tracked.schema_name}.{tracked.table_name}",
+        f"{table.schema_name}.{table.table_name}",
+    )
+    changes = [rename, *decision.changes]
+    if decision.version is not None:
+        return replace(renamed, changes=changes, changes_type=classify(changes))
+    return replace(
+        renamed,
+        action=Action.HEAL if decision.action == Action.HEAL else Action.VERSION,
+        version=last_version + 1,
+        changes_type=RENAME_TABLE,
+        old=stored.last_schema or {},
+        new=table.schema_json(),
+        changes=[rename],
+    )
 
 
 def _decide_columns(tracked: Tracked, table: CatalogTable, stored: StoredDetails) -> Decision:

@@ -24,6 +24,7 @@ from rosetta.catalog.reader import CatalogTable, TableKey
 from rosetta.catalog.source_reader import SourceReader
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError
+from rosetta.provenance import polled
 from rosetta.reconcile import StoredDetails, SyncStatus, Tracked
 from rosetta.store.repository import QUERIES, Conn, Source, record_sync, set_source_flags
 from rosetta.summary import SyncSummary
@@ -123,7 +124,8 @@ def sync_source(
             # Decide, then write.
             decisions = reconcile.decide(the_plan, read, details)
             events = Recorder(store, source.id, source.name)
-            outcomes = apply(store, source.id, decisions, events)
+            origin = polled(snapshot.lsn)
+            outcomes = apply(store, source.id, decisions, events, lambda _: origin)
             summary.unchanged = the_plan.unchanged
             summary.report(outcomes, log)
             record_sync(store, source.id, summary.status, summary.failure_text())

@@ -19,6 +19,7 @@ from rosetta.schema.diff import (
     MULTIPLE_CHANGES,
     NEW_COLUMN,
     RENAME_COLUMN,
+    RENAME_TABLE,
     RENAME_TYPE,
     Change,
     classify,
@@ -190,6 +191,7 @@ def test_every_kind_is_known() -> None:
         RENAME_TYPE,
         CHANGES_CARRIED,
         CHANGES_REPLICA_IDENTITY,
+        RENAME_TABLE,
     }
 
 

@@ -16,7 +16,14 @@ from rosetta.reconcile import (
     decide,
     plan,
 )
-from rosetta.schema.diff import DROP_COLUMN, INITIAL_LOAD, NEW_COLUMN, RENAME_COLUMN
+from rosetta.schema.diff import (
+    DROP_COLUMN,
+    INITIAL_LOAD,
+    MULTIPLE_CHANGES,
+    NEW_COLUMN,
+    RENAME_COLUMN,
+    RENAME_TABLE,
+)
 from rosetta.schema.model import SchemaJson
 from tests.unit.schema_json import column, columns
 
@@ -211,7 +218,7 @@ def test_a_locked_new_table_fails_with_its_reason() -> None:
 
 def test_decisions_come_new_then_compared_then_removed() -> None:
     current = catalog(table("b_new", oid=2), table("a_changed", fingerprint="f2"))
-    rows = [tracked("a_changed", id=1), tracked("c_gone", id=2)]
+    rows = [tracked("a_changed", id=1), tracked("c_gone", id=2, oid=3)]
     the_plan = plan(current, rows)
     decisions = decide(the_plan, current, {1: stored(id=1)})
     assert [(d.table_name, d.action) for d in decisions] == [
@@ -241,3 +248,64 @@ def test_a_row_filter_first_read_from_a_schema_stored_before_filters_is_not_a_ch
 def with_carried() -> SchemaJson:
     """``ID_NAME`` as the reader stores it now, saying what the stream carries."""
     return {name: {**col, "carried": True} for name, col in ID_NAME.items()}
+
+
+# --- a table is its OID ------------------------------------------------------------------------
+
+
+def test_a_renamed_table_keeps_its_row_and_records_the_rename() -> None:
+    current = catalog(table("purchases", fingerprint="f1"))
+    rows = [tracked("orders", oid=100)]
+    the_plan = plan(current, rows)
+    assert the_plan.new == [] and the_plan.removed == []
+    three = stored(with_carried(), 3, with_carried())
+    [decision] = decide(the_plan, current, {1: three})
+    assert (decision.action, decision.table_name) == (Action.VERSION, "purchases")
+    assert decision.renamed_from == ("public", "orders")
+    assert (decision.version, decision.changes_type) == (4, RENAME_TABLE)
+    assert [c.to_json() for c in decision.changes] == [
+        {"type": RENAME_TABLE, "column": "", "before": "public.orders", "after": "public.purchases"}
+    ]
+
+
+def test_a_rename_with_a_column_change_is_one_version_of_both() -> None:
+    renamed = table(
+        "purchases", columns(column("id", 1), column("name", 2, "text"), column("note", 3, "text"))
+    )
+    [decision] = decide(plan(catalog(renamed), [tracked()]), catalog(renamed), {1: stored()})
+    assert decision.changes_type == MULTIPLE_CHANGES
+    assert [c.kind for c in decision.changes] == [RENAME_TABLE, NEW_COLUMN]
+
+
+def test_a_table_dropped_and_created_again_under_its_name_continues_its_row() -> None:
+    current = catalog(table("orders", oid=200, fingerprint="f9"))
+    the_plan = plan(current, [tracked("orders", oid=100)])
+    assert [(row.id, t.oid) for row, t in the_plan.compare] == [(1, 200)]
+    assert the_plan.new == [] and the_plan.removed == []
+
+
+def test_a_rename_onto_a_dropped_tables_name_removes_that_one() -> None:
+    # DROP TABLE purchases; ALTER TABLE orders RENAME TO purchases;
+    current = catalog(table("purchases", oid=100))
+    rows = [tracked("orders", oid=100, id=1), tracked("purchases", oid=200, id=2)]
+    the_plan = plan(current, rows)
+    assert [(row.id, t.table_name) for row, t in the_plan.compare] == [(1, "purchases")]
+    assert [row.id for row in the_plan.removed] == [2]
+
+
+def test_two_tables_swapping_names_each_keep_their_row() -> None:
+    current = catalog(table("a", oid=200), table("b", oid=100))
+    rows = [tracked("a", oid=100, id=1), tracked("b", oid=200, id=2)]
+    the_plan = plan(current, rows)
+    assert sorted((row.id, t.table_name) for row, t in the_plan.compare) == [(1, "b"), (2, "a")]
+
+
+def test_a_removed_row_never_takes_a_table_from_its_live_row() -> None:
+    # An old row left behind (removed) holding the same OID as the live one.
+    current = catalog(table("purchases", oid=100))
+    rows = [
+        tracked("orders", oid=100, id=1, status=TableStatus.REMOVED),
+        tracked("purchases", oid=100, id=2),
+    ]
+    the_plan = plan(current, rows)
+    assert the_plan.unchanged == 1 and the_plan.compare == [] and the_plan.removed == []

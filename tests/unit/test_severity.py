@@ -18,6 +18,7 @@ from rosetta.schema.diff import (
     DROP_COLUMN,
     NEW_COLUMN,
     RENAME_COLUMN,
+    RENAME_TABLE,
     RENAME_TYPE,
     Change,
     diff,
@@ -34,6 +35,8 @@ CASES: list[tuple[Change, str]] = [
     # A table's first version: nothing downstream yet.
     (Change(NEW_COLUMN, "a", None, NOT_NULL, initial=True), "safe"),
     (Change(NEW_COLUMN, "a", None, {"is_nullable": True}, initial=True), "safe"),
+    # The table renamed or moved to another schema.
+    (Change(RENAME_TABLE, "", "public.orders", "sales.orders"), "breaking"),
     # What the stream carries.
     (Change(CHANGES_CARRIED, "a", True, False), "breaking"),
     (Change(CHANGES_CARRIED, "a", False, True), "safe"),

@@ -1,5 +1,6 @@
 -- name: source_state
--- Whether the publication and the replication slot exist, and the WAL level.
+-- Whether the publication and the replication slot exist, the WAL level, and the WAL position
+-- now (on a standby, the last replayed one): what a change found by this read is dated with.
 SELECT
     EXISTS (
         SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = %(publication)s
@@ -7,7 +8,9 @@ SELECT
     EXISTS (
         SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = %(slot)s
     ) AS slot_exists,
-    pg_catalog.current_setting('wal_level') AS wal_level
+    pg_catalog.current_setting('wal_level') AS wal_level,
+    (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+          ELSE pg_catalog.pg_current_wal_lsn() END)::text AS lsn
 
 -- name: stable_output
 -- Pin the session settings that change how types and defaults are printed (search_path decides

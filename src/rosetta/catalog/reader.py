@@ -60,6 +60,7 @@ class CatalogSnapshot:
     slot_exists: bool
     wal_level: str
     tables: dict[TableKey, CatalogTable]
+    lsn: str | None = None
 
 
 def fingerprint(
@@ -87,7 +88,11 @@ def read_state(
         row = cur.fetchone()
     assert row is not None
     return CatalogSnapshot(
-        bool(row["publication_exists"]), bool(row["slot_exists"]), str(row["wal_level"]), {}
+        bool(row["publication_exists"]),
+        bool(row["slot_exists"]),
+        str(row["wal_level"]),
+        {},
+        row["lsn"],
     )
 
 
@@ -137,7 +142,7 @@ def read_publication(
             row_filter=row_filter,
         )
         tables[table.key] = table
-    snapshot = CatalogSnapshot(bool(state[0]), bool(state[1]), str(state[2]), tables)
+    snapshot = CatalogSnapshot(bool(state[0]), bool(state[1]), str(state[2]), tables, state[3])
     if columns and tables:
         for table in read_columns(conn, publication, list(tables.values())):
             tables[table.key] = table

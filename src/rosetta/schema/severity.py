@@ -30,6 +30,7 @@ from rosetta.schema.diff import (
     INITIAL_LOAD,
     NEW_COLUMN,
     RENAME_COLUMN,
+    RENAME_TABLE,
     RENAME_TYPE,
     Change,
 )
@@ -206,6 +207,13 @@ RULES: tuple[Rule, ...] = (
         SAFE,
         "no consumer has read the table yet",
         lambda c: c.initial,
+    ),
+    Rule(
+        RENAME_TABLE,
+        "`RENAME TO` or `SET SCHEMA`",
+        BREAKING,
+        "the stream names the table anew; a consumer routing by the old name loses it",
+        lambda c: True,
     ),
     Rule(
         CHANGES_CARRIED,

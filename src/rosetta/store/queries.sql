@@ -92,7 +92,8 @@ RETURNING id
 -- name: update_table
 -- A new schema (or only new catalog facts) for a tracked table; clears error and removal.
 UPDATE table_metadata_list
-SET schema_table = COALESCE(%(schema_table)s, schema_table),
+SET schema_name = %(schema_name)s, table_name = %(table_name)s,
+    schema_table = COALESCE(%(schema_table)s, schema_table),
     catalog_fingerprint = %(fingerprint)s,
     table_oid = %(oid)s, table_kind = %(kind)s, replica_identity = %(replica_identity)s,
     has_select_privilege = %(can_select)s, row_filter = %(row_filter)s,
@@ -113,9 +114,19 @@ WHERE id = %(id)s
 
 -- name: insert_history
 INSERT INTO history_schema_evolution (table_metadata_list_id, version_schema, changes_type,
-                                      schema_table_old, schema_table_new, changes)
-VALUES (%(table_id)s, %(version)s, %(changes_type)s, %(old)s, %(new)s, %(changes)s)
+                                      schema_table_old, schema_table_new, changes,
+                                      detected_by, lsn, changed_at, provenance)
+VALUES (%(table_id)s, %(version)s, %(changes_type)s, %(old)s, %(new)s, %(changes)s,
+        %(detected_by)s, %(lsn)s::pg_lsn, COALESCE(%(changed_at)s::timestamptz, now()), %(provenance)s)
 RETURNING id, created_at
+
+-- name: rename_tables
+-- Tables found by OID under new names take them, all in one statement.
+UPDATE table_metadata_list t
+SET schema_name = r.schema_name, table_name = r.table_name, updated_at = now()
+FROM unnest(%(ids)s::bigint[], %(schema_names)s::text[], %(table_names)s::text[])
+     AS r (id, schema_name, table_name)
+WHERE t.id = r.id
 
 -- name: list_tables
 SELECT t.id, t.schema_name, t.table_name, t.status, t.last_error, t.has_select_privilege,
@@ -135,18 +146,21 @@ WHERE t.source_id = %(source_id)s
 ORDER BY t.schema_name, t.table_name
 
 -- name: table_by_name
+-- A live table before removed ones of the same name (a name freed and taken again).
 SELECT t.*
 FROM table_metadata_list t
 WHERE t.source_id = %(source_id)s AND t.schema_name = %(schema_name)s
   AND t.table_name = %(table_name)s
+ORDER BY t.status = 'removed', t.updated_at DESC
+LIMIT 1
 
 -- name: table_by_id
 SELECT t.* FROM table_metadata_list t WHERE t.id = %(id)s
 
 -- name: tables_named
-SELECT t.* FROM table_metadata_list t
+SELECT DISTINCT ON (t.schema_name) t.* FROM table_metadata_list t
 WHERE t.source_id = %(source_id)s AND t.table_name = %(table_name)s
-ORDER BY t.schema_name
+ORDER BY t.schema_name, t.status = 'removed', t.updated_at DESC
 
 -- name: history
 SELECT id, version_schema, changes_type, schema_table_old, schema_table_new, changes, created_at,
@@ -315,6 +329,17 @@ LEFT JOIN LATERAL (
 ) h ON true
 WHERE t.id = ANY (%(ids)s)
 
+-- as-of and provenance
+
+-- name: version_points
+-- Where each version of a table starts, oldest first: the schema as of a time or an LSN is
+-- chosen from these (rosetta.registry.pick_as_of). Small rows, no schema JSON.
+SELECT version_schema, created_at, detected_by, lsn::text AS lsn, changed_at,
+       (provenance->>'commit_time_exact')::boolean AS commit_time_exact
+FROM history_schema_evolution
+WHERE table_metadata_list_id = %(table_id)s
+ORDER BY version_schema, id
+
 -- capture
 
 -- name: capture_installed
@@ -329,14 +354,3 @@ WHERE id = %(id)s
 UPDATE sources
 SET capture_enabled = false, capture_snapshot = NULL, capture_error = NULL
 WHERE id = %(id)s
-
--- as-of and provenance
-
--- name: version_points
--- Where each version of a table starts, oldest first: the schema as of a time or an LSN is
--- chosen from these (rosetta.registry.pick_as_of). Small rows, no schema JSON.
-SELECT version_schema, created_at, detected_by, lsn::text AS lsn, changed_at,
-       (provenance->>'commit_time_exact')::boolean AS commit_time_exact
-FROM history_schema_evolution
-WHERE table_metadata_list_id = %(table_id)s
-ORDER BY version_schema, id

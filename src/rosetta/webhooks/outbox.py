@@ -63,6 +63,7 @@ class Recorder:
         changes: list[Change] | None = None,
         level: str | None = None,
         row_filter: tuple[str | None, str | None] | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> None:
         targets = [eid for eid, events in self.endpoints if event in events]
         level = level or event_severity(changes)
@@ -81,6 +82,8 @@ class Recorder:
         }
         if row_filter is not None:
             payload["row_filter"] = {"before": row_filter[0], "after": row_filter[1]}
+        if provenance is not None:
+            payload["provenance"] = provenance
         row = self.conn.execute(
             QUERIES["insert_event"],
             {
