@@ -141,3 +141,22 @@ def test_history_lines_of_a_captured_version_name_who_where_and_what() -> None:
     assert "\x1b" not in lines[2] and lines[2].endswith("…") and len(lines[2]) <= 2 + 160
     assert lines[3] == "by app_owner, app psql, from a local socket, pid 4242, xid 771"
     assert lines[4] == "  (statement withheld: it may hold a secret)"
+
+
+def test_the_table_page_lists_renames_of_the_table_between_two_versions() -> None:
+    from rosetta.web.table_page import table_renames
+
+    rename = {"type": "RENAME TABLE", "column": "", "before": "public.orders"}
+    versions = [
+        {"version_schema": 1, "table_rename": None},
+        {"version_schema": 2, "table_rename": {**rename, "after": "public.purchases"}},
+        {"version_schema": 3, "table_rename": None},
+    ]
+    forward = table_renames(versions, 1, 3)
+    assert [(r["label"], r["before"], r["after"]) for r in forward] == [
+        ("table renamed", "public.orders", "public.purchases")
+    ]
+    assert forward[0]["kind"] == "RENAME TABLE" and forward[0]["column"] == ""
+    backward = table_renames(versions, 3, 1)
+    assert [(r["before"], r["after"]) for r in backward] == [("public.purchases", "public.orders")]
+    assert table_renames(versions, 2, 3) == [] and table_renames(versions, 0, 1) == []
