@@ -349,3 +349,27 @@ def test_table_page_escapes_captured_statements_and_roles(
     history = api.get(f"/api/v1/tables/{tid}/versions/2").json()
     assert history["detected_by"] == "capture"
     assert history["provenance"]["events"][0]["statement"] == event["statement"]
+
+
+def test_a_rename_of_the_table_reads_as_one_everywhere(
+    cli: Cli,
+    web: TestClient,
+    api: TestClient,
+    store: Any,
+    source_db: SourceDb,
+    register: Any,
+    sync: Any,
+) -> None:
+    shop, _ = three_versions(source_db, register, sync)
+    tid = table_id(store, "orders")
+    source_db.sql("ALTER TABLE orders RENAME TO purchases")
+    sync(shop)
+    listed = versions(api, tid)
+    assert listed[-1]["changes_type"] == "RENAME TABLE", listed[-1]
+    shown = cli("history", "shop", "purchases")
+    assert shown.returncode == 0, shown.stderr
+    assert "    ~ table renamed public.orders -> public.purchases" in shown.stdout.splitlines()
+    page = web.get(f"/tables/{tid}").text
+    assert "table renamed <code>public.orders</code> → <code>public.purchases</code>" in page
+    diff = web.get(f"/tables/{tid}?from=3&to=4").text.split('id="diff"')[1]
+    assert 'data-change="RENAME TABLE"' in diff and "the table" in diff
