@@ -147,7 +147,7 @@ def test_the_table_page_lists_renames_of_the_table_between_two_versions() -> Non
     from rosetta.web.table_page import table_renames
 
     rename = {"type": "RENAME TABLE", "column": "", "before": "public.orders"}
-    versions = [
+    versions: list[dict[str, Any]] = [
         {"version_schema": 1, "table_rename": None},
         {"version_schema": 2, "table_rename": {**rename, "after": "public.purchases"}},
         {"version_schema": 3, "table_rename": None},
