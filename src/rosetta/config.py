@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         description="Seconds a statement on a source may wait for a lock (a table locked by "
         "ALTER TABLE or VACUUM FULL) before that read fails.",
     )
+    capture_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a source keeps its captured DDL events (then a sync deletes them).",
+    )
     source_networks: str = Field(
         default="*",
         description="Where sources may be: comma-separated host names, IP addresses and CIDR "

@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from rosetta.capture.listener import Listener
 from rosetta.catalog.connection import SourceLimits
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError
@@ -86,6 +87,7 @@ class Monitor:
         self.last: CycleResult | None = None
         self.running_since: datetime | None = None
         self.cycle_started_at: datetime | None = None
+        self.listener = Listener(store_url, box, limits=self.limits, concurrency=concurrency)
 
     def _sync_one(self, source: Source, full: bool = False) -> SyncSummary:
         store = db.connect(self.store_url, check=False)
@@ -165,13 +167,18 @@ class Monitor:
         return result
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Cycle until ``stop`` is set; a failing store is logged and retried next cycle."""
+        """Cycle until ``stop`` is set; a failing store is logged and retried next cycle. The
+        capture listener runs beside the cycles, syncing a captured source as its DDL commits."""
         self.running_since = datetime.now(UTC)
         log.info(
             "Schema monitor started: every %gs, %d sources at a time",
             self.interval,
             self.concurrency,
         )
+        listening = threading.Thread(
+            target=self.listener.run, args=(stop,), name="rosetta-capture-listener", daemon=True
+        )
+        listening.start()
         while not stop.is_set():
             began = time.monotonic()
             try:
@@ -179,4 +186,5 @@ class Monitor:
             except RosettaError:
                 pass
             stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
+        listening.join(timeout=30)
         log.info("Schema monitor stopped")

@@ -38,6 +38,7 @@ class SyncSummary:
     slot_exists: bool = False
     error: str | None = None
     duration: float = 0.0
+    captured_events: int = 0
 
     @property
     def status(self) -> SyncStatus:

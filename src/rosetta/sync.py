@@ -13,18 +13,21 @@ written; the log lines are emitted once the transaction has committed.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from datetime import datetime
 
 from psycopg.pq import TransactionStatus
 from psycopg.rows import class_row
 
 from rosetta import logs, reconcile
 from rosetta.apply import apply
+from rosetta.capture.events import EventBatch
 from rosetta.catalog.connection import ConnectionParams, SourceLimits
 from rosetta.catalog.reader import CatalogTable, TableKey
 from rosetta.catalog.source_reader import SourceReader
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError
-from rosetta.provenance import polled
+from rosetta.provenance import Provenance, polled
 from rosetta.reconcile import StoredDetails, SyncStatus, Tracked
 from rosetta.store.repository import QUERIES, Conn, Source, record_sync, set_source_flags
 from rosetta.summary import SyncSummary
@@ -72,15 +75,19 @@ def sync_source(
     *,
     limits: SourceLimits | None = None,
     full: bool = False,
+    woken: bool = False,
 ) -> SyncSummary:
     """Bring the store in line with the source's publication, now. ``full`` compares every
-    table's columns, not only those whose fingerprint changed.
+    table's columns, not only those whose fingerprint changed. ``woken``: the sync answers a
+    notification of captured DDL, and reads only the tables the new events name (unless one of
+    them concerns the whole publication).
 
     The sync is its own transaction: a read-only transaction the caller left open (or a failed
     one) is rolled back first; uncommitted writes raise :class:`OpenWritesError` instead of
     being committed or lost."""
     started = time.perf_counter()
     summary = SyncSummary(source.name)
+    limits = limits or SourceLimits()
     _end_read_transaction(store)
     # Every line about what the sync wrote is logged once its transaction has committed.
     pending = logs.after_commit(logs.for_source(source.name))
@@ -92,9 +99,18 @@ def sync_source(
             store.transaction(),
         ):
             store.execute(QUERIES["lock_source"], {"id": source.id})
+            capture = _capture_state(store, source.id)
+            batch: EventBatch | None = None
             try:
-                source_reader = open_reader(source, box, limits or SourceLimits())
-                snapshot = source_reader.publication()
+                source_reader = open_reader(source, box, limits)
+                if capture.enabled:
+                    source_reader.begin_snapshot()
+                    batch = _events(store, source, source_reader, capture, log)
+                oids = None
+                if woken and batch is not None and not full:
+                    if not batch.whole_publication(source.publication_name):
+                        oids = batch.oids()
+                snapshot = source_reader.publication(oids)
             except RosettaError as exc:
                 return _failed(store, source, summary, log, exc)
             summary.publication_exists = snapshot.publication_exists
@@ -114,26 +130,81 @@ def sync_source(
                 )
                 return summary
             # Read.
-            the_plan = reconcile.plan(snapshot.tables, _tracked(store, source.id), full=full)
+            tracked = _tracked(store, source.id, oids, snapshot.tables)
+            the_plan = reconcile.plan(snapshot.tables, tracked, full=full)
             try:
                 # Only the new and the changed tables' columns are read from the source.
                 read = _by_key(source_reader.columns(the_plan.to_read))
+                source_reader.end_snapshot()
             except RosettaError as exc:
                 return _failed(store, source, summary, log, exc)
             details = _details(store, [row.id for row, _ in the_plan.compare])
             # Decide, then write.
             decisions = reconcile.decide(the_plan, read, details)
             events = Recorder(store, source.id, source.name)
-            origin = polled(snapshot.lsn)
-            outcomes = apply(store, source.id, decisions, events, lambda _: origin)
+            polling = polled(snapshot.lsn)
+
+            def provenance(decision: reconcile.Decision) -> Provenance:
+                found = None
+                if batch is not None:
+                    table, row = decision.table, decision.tracked
+                    found = batch.provenance(
+                        [table.oid if table else None, row.oid if row else None]
+                    )
+                return found or polling
+
+            outcomes = apply(store, source.id, decisions, events, provenance)
             summary.unchanged = the_plan.unchanged
             summary.report(outcomes, log)
+            if batch is not None:
+                _record_capture(store, source.id, batch.snapshot, batch.last_event_at, None)
+                summary.captured_events = len(batch.events)
             record_sync(store, source.id, summary.status, summary.failure_text())
+        if capture.enabled and not woken and source_reader is not None:
+            source_reader.prune_events(limits.capture_retention_days)
     finally:
         if source_reader is not None:
             source_reader.close()
         summary.duration = time.perf_counter() - started
     return summary
+
+
+@dataclass(frozen=True, slots=True)
+class _Capture:
+    enabled: bool
+    snapshot: str | None
+    error: str | None
+
+
+def _capture_state(store: Conn, source_id: int) -> _Capture:
+    row = store.execute(QUERIES["source_capture"], {"id": source_id}).fetchone()
+    return _Capture(False, None, None) if row is None else _Capture(*row)
+
+
+def _events(
+    store: Conn, source: Source, source_reader: SourceReader, capture: _Capture, log: logs.Pending
+) -> EventBatch | None:
+    """The new captured events; None when the capture is broken (said once, and stored)."""
+    got = source_reader.events(capture.snapshot)
+    if isinstance(got, EventBatch):
+        return got
+    if got.reason != capture.error:
+        log.warning("Capture on source %s: %s", logs.safe(source.name), got.reason)
+    _record_capture(store, source.id, None, None, got.reason)
+    return None
+
+
+def _record_capture(
+    store: Conn,
+    source_id: int,
+    snapshot: str | None,
+    last_event_at: datetime | None,
+    error: str | None,
+) -> None:
+    store.execute(
+        QUERIES["record_capture"],
+        {"id": source_id, "snapshot": snapshot, "last_event_at": last_event_at, "error": error},
+    )
 
 
 def _end_read_transaction(store: Conn) -> None:
@@ -156,9 +227,24 @@ def _failed(
     return summary
 
 
-def _tracked(store: Conn, source_id: int) -> list[Tracked]:
+def _tracked(
+    store: Conn,
+    source_id: int,
+    oids: list[int] | None,
+    tables: dict[TableKey, CatalogTable],
+) -> list[Tracked]:
+    """Every tracking row of the source; with ``oids``, those of the tables with these OIDs
+    and of the names ``tables`` have now."""
     with store.cursor(row_factory=class_row(Tracked)) as cur:
-        return cur.execute(QUERIES["tracked_state"], {"source_id": source_id}).fetchall()
+        if oids is None:
+            return cur.execute(QUERIES["tracked_state"], {"source_id": source_id}).fetchall()
+        params = {
+            "source_id": source_id,
+            "oids": oids,
+            "schema_names": [key[0] for key in tables],
+            "table_names": [key[1] for key in tables],
+        }
+        return cur.execute(QUERIES["tracked_state_named"], params).fetchall()
 
 
 def _details(store: Conn, ids: list[int]) -> dict[int, StoredDetails]:

@@ -39,7 +39,10 @@ CREATE INDEX IF NOT EXISTS ddl_events_event_time_idx ON rosetta_capture.ddl_even
 REVOKE ALL ON TABLE rosetta_capture.ddl_events FROM PUBLIC;
 
 -- The statement as recorded: current_query() holds the whole query string the client sent
--- (possibly several statements), so any string that looks like it may carry a secret is withheld.
+-- (possibly several statements), so any string that looks like it may carry a secret is withheld:
+-- a password, a role or user created or altered (its password may be hashed, unnamed), a user
+-- mapping, server or subscription (their options and connection strings hold passwords). A
+-- `SET ROLE` is not a secret: migrations use it, and the statement after it is kept.
 CREATE OR REPLACE FUNCTION rosetta_capture.statement_text(query text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -47,7 +50,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
     SELECT CASE
         WHEN query ~*
-            '(password|role|user[[:space:]]+mapping|create[[:space:]]+server|alter[[:space:]]+server|encrypted)'
+            '(password|encrypted|user[[:space:]]+mapping|(create|alter)[[:space:]]+(server|role|user|subscription)|connection)'
         THEN NULL
         ELSE pg_catalog.left(query, 10000)
     END

@@ -190,6 +190,7 @@ class SourceLimits:
     statement_timeout: float = 30.0
     lock_timeout: float = 5.0
     networks: NetworkPolicy = field(default_factory=lambda: netpolicy.for_sources("*"))
+    capture_retention_days: int = 30
 
     @classmethod
     def from_settings(cls, settings: Any) -> SourceLimits:
@@ -199,6 +200,7 @@ class SourceLimits:
             float(settings.source_statement_timeout),
             float(settings.source_lock_timeout),
             netpolicy.for_sources(settings.source_networks),
+            int(settings.capture_retention_days),
         )
 
     def quicker(self, seconds: int) -> SourceLimits:
@@ -208,6 +210,7 @@ class SourceLimits:
             self.statement_timeout,
             self.lock_timeout,
             self.networks,
+            self.capture_retention_days,
         )
 
 
@@ -243,7 +246,9 @@ def describe(exc: psycopg.Error) -> str:
     return line
 
 
-def connect(params: ConnectionParams, limits: SourceLimits) -> psycopg.Connection[Any]:
+def connect(
+    params: ConnectionParams, limits: SourceLimits, *, application_name: str = "rosetta"
+) -> psycopg.Connection[Any]:
     """An autocommit connection to a source, checked against the network policy, with its
     time limits set; failures become SourceConnectionError with one line."""
     params = params.validated()
@@ -270,7 +275,7 @@ def connect(params: ConnectionParams, limits: SourceLimits) -> psycopg.Connectio
             dbname=params.database,
             user=params.username,
             connect_timeout=limits.connect_timeout,
-            application_name="rosetta",
+            application_name=application_name,
             autocommit=True,
             **kwargs,
         )

@@ -126,6 +126,7 @@ JOIN pg_catalog.pg_publication_rel pr ON pr.prpubid = p.oid
 JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
 WHERE p.pubname = %(publication)s
   AND pr.prqual IS NOT NULL
+  AND (%(oids)s::oid[] IS NULL OR pr.prrelid = ANY (%(oids)s::oid[]))
   AND NOT p.puballtables
   AND NOT EXISTS (
       SELECT 1 FROM pg_catalog.pg_publication_namespace pn
@@ -297,10 +298,76 @@ members AS (
     ))
 )
 
+-- name: members_named
+-- `members` for the tables %(oids)s alone (those a captured DDL names): which of them the
+-- publication publishes, by the same rules, reading only those tables and their partition
+-- ancestors, so that its cost does not grow with the publication.
+named AS (
+    SELECT o.relid FROM unnest(%(oids)s::oid[]) AS o (relid)
+    UNION
+    SELECT anc.relid
+    FROM unnest(%(oids)s::oid[]) AS o (relid)
+    CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(o.relid) AS anc
+),
+candidates AS (
+    SELECT c.oid AS relid, p.pubviaroot AS viaroot
+    FROM pg_catalog.pg_publication p
+    JOIN pg_catalog.pg_class c
+        ON c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND c.oid >= 16384
+       AND CASE WHEN p.pubviaroot THEN NOT c.relispartition ELSE c.relkind = 'r' END
+       AND c.oid IN (SELECT relid FROM named)
+    WHERE p.pubname = %(publication)s AND p.puballtables
+    UNION
+    SELECT tree.relid, p.pubviaroot
+    FROM pg_catalog.pg_publication p
+    JOIN (
+        SELECT pr.prpubid AS pubid, pr.prrelid AS relid FROM pg_catalog.pg_publication_rel pr
+        WHERE pr.prrelid IN (SELECT relid FROM named)
+        UNION
+        SELECT pn.pnpubid, c.oid
+        FROM pg_catalog.pg_publication_namespace pn
+        JOIN pg_catalog.pg_class c ON c.relnamespace = pn.pnnspid AND c.relkind IN ('r', 'p')
+        WHERE c.oid IN (SELECT relid FROM named)
+    ) listed ON listed.pubid = p.oid
+    JOIN pg_catalog.pg_class lc ON lc.oid = listed.relid
+    CROSS JOIN LATERAL (
+        -- pg_partition_tree() has no rows for a table outside any partition tree.
+        SELECT listed.relid, 0 AS level, true AS isleaf WHERE lc.relkind = 'r'
+        UNION
+        SELECT pt.relid, pt.level, pt.isleaf
+        FROM pg_catalog.pg_partition_tree(listed.relid) pt
+        WHERE lc.relkind = 'p'
+    ) tree
+    JOIN pg_catalog.pg_class c ON c.oid = tree.relid
+    WHERE p.pubname = %(publication)s AND NOT p.puballtables
+      AND tree.relid IN (SELECT relid FROM named)
+      AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND c.oid >= 16384
+      AND CASE WHEN p.pubviaroot THEN tree.level = 0 ELSE tree.isleaf END
+),
+members AS (
+    SELECT cand.relid
+    FROM candidates cand
+    WHERE cand.relid = ANY (%(oids)s::oid[])
+      AND NOT (cand.viaroot AND EXISTS (
+        SELECT 1
+        FROM pg_catalog.pg_partition_ancestors(cand.relid) anc
+        JOIN candidates published ON published.relid = anc.relid
+        WHERE anc.relid <> cand.relid
+    ))
+)
+
 -- name: members_pg14
 -- `members` for PostgreSQL 14, which has no FOR TABLES IN SCHEMA (pg_publication_namespace) and
 -- whose pg_get_publication_tables() locks nothing.
 members AS (
     SELECT DISTINCT gpt.relid
     FROM pg_catalog.pg_get_publication_tables(%(publication)s::text) AS gpt
+)
+
+-- name: members_named_pg14
+-- `members_named` for PostgreSQL 14.
+members AS (
+    SELECT DISTINCT gpt.relid
+    FROM pg_catalog.pg_get_publication_tables(%(publication)s::text) AS gpt
+    WHERE gpt.relid = ANY (%(oids)s::oid[])
 )

@@ -97,13 +97,20 @@ def read_state(
 
 
 def catalog_query(
-    conn: psycopg.Connection[Any], name: str, queries: sqlfile.Queries = QUERIES
+    conn: psycopg.Connection[Any],
+    name: str,
+    queries: sqlfile.Queries = QUERIES,
+    *,
+    named: bool = False,
 ) -> LiteralString:
     """The catalog query ``name`` (of ``queries``) for the source's server, with the
     publication's membership (its ``{members}`` fragment) read the way that server allows: from
-    the catalogs on PostgreSQL 15+, through pg_get_publication_tables() on 14."""
-    members = QUERIES["members" if conn.info.server_version >= 150000 else "members_pg14"]
-    return queries[name].replace("{members}", members)
+    the catalogs on PostgreSQL 15+, through pg_get_publication_tables() on 14. ``named``: only
+    of the tables whose OIDs the query's ``oids`` parameter lists."""
+    fragment = "members_named" if named else "members"
+    if conn.info.server_version < 150000:
+        fragment += "_pg14"
+    return queries[name].replace("{members}", QUERIES[fragment])
 
 
 def has_row_filters(conn: psycopg.Connection[Any]) -> bool:
@@ -112,15 +119,22 @@ def has_row_filters(conn: psycopg.Connection[Any]) -> bool:
 
 
 def read_publication(
-    conn: psycopg.Connection[Any], publication: str, slot: str | None, *, columns: bool = True
+    conn: psycopg.Connection[Any],
+    publication: str,
+    slot: str | None,
+    *,
+    columns: bool = True,
+    oids: list[int] | None = None,
 ) -> CatalogSnapshot:
-    """Every table of ``publication``: its state, each table's fingerprint and row filter in one
-    round trip, and, with ``columns``, every table's columns (a second one)."""
-    params = {"publication": publication, "slot": slot}
+    """Every table of ``publication`` (with ``oids``, those of them alone): its state, each
+    table's fingerprint and row filter in one round trip, and, with ``columns``, every table's
+    columns (a second one)."""
+    params = {"publication": publication, "slot": slot, "oids": oids}
+    named = oids is not None
     with conn.pipeline():
         conn.execute(QUERIES["stable_output"])
         state_cur = conn.execute(QUERIES["source_state"], params)
-        tables_cur = conn.execute(catalog_query(conn, "publication_tables"), params)
+        tables_cur = conn.execute(catalog_query(conn, "publication_tables", named=named), params)
         filters_cur = (
             conn.execute(QUERIES["row_filters"], params) if has_row_filters(conn) else None
         )
@@ -156,6 +170,7 @@ def read_columns(
     if not tables:
         return []
     params = {"publication": publication, "oids": [t.oid for t in tables]}
-    found = dict(conn.execute(catalog_query(conn, "table_columns"), params).fetchall())
+    query = catalog_query(conn, "table_columns", named=True)
+    found = dict(conn.execute(query, params).fetchall())
     # A table dropped between the two reads has no row: it reads as having no columns.
     return [replace(t, columns_text=found.get(t.oid, "{}")) for t in tables]

@@ -12,6 +12,7 @@ from types import TracebackType
 
 import psycopg
 
+from rosetta.capture.events import CaptureBroken, EventBatch, prune, read_events
 from rosetta.catalog import reader
 from rosetta.catalog.connection import ConnectionParams, SourceLimits, connect, describe
 from rosetta.catalog.reader import CatalogSnapshot, CatalogTable
@@ -50,11 +51,45 @@ class SourceReader:
     def _failed(self, exc: psycopg.Error) -> RosettaError:
         return RosettaError(f"cannot read the catalog of {self.address}: {describe(exc)}")
 
-    def publication(self) -> CatalogSnapshot:
-        """Every table of the publication, by fingerprint (one round trip)."""
+    def begin_snapshot(self) -> None:
+        """Read what follows in one snapshot (a repeatable-read, read-only transaction): the
+        captured events and the catalog they changed, as of the same moment."""
+        try:
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def end_snapshot(self) -> None:
+        try:
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def events(self, seen: str | None) -> EventBatch | CaptureBroken:
+        """The captured events committed since the snapshot ``seen``."""
+        try:
+            with self.conn.transaction():
+                return read_events(self.conn, seen)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            return CaptureBroken(f"the capture's events cannot be read: {describe(exc)}")
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def prune_events(self, days: int) -> None:
+        """Delete captured events older than ``days``; a failure only means they stay."""
+        try:
+            with self.conn.transaction():
+                prune(self.conn, days)
+        except psycopg.Error:
+            pass
+
+    def publication(self, oids: list[int] | None = None) -> CatalogSnapshot:
+        """Every table of the publication (with ``oids``, those of them alone), by
+        fingerprint (one round trip)."""
         try:
             return reader.read_publication(
-                self.conn, self.publication_name, self.slot, columns=False
+                self.conn, self.publication_name, self.slot, columns=False, oids=oids
             )
         except psycopg.Error as exc:
             raise self._failed(exc) from None
@@ -62,7 +97,8 @@ class SourceReader:
     def columns(self, tables: list[CatalogTable]) -> list[CatalogTable]:
         """The columns of the tables that need them (one round trip)."""
         try:
-            return reader.read_columns(self.conn, self.publication_name, tables)
+            with self.conn.transaction():
+                return reader.read_columns(self.conn, self.publication_name, tables)
         except psycopg.errors.LockNotAvailable:
             return self._columns_one_by_one(tables)
         except psycopg.Error as exc:
@@ -80,7 +116,8 @@ class SourceReader:
                 )
                 continue
             try:
-                found.extend(reader.read_columns(self.conn, self.publication_name, [table]))
+                with self.conn.transaction():
+                    found.extend(reader.read_columns(self.conn, self.publication_name, [table]))
             except psycopg.errors.LockNotAvailable as exc:
                 found.append(replace(table, read_error=describe(exc)))
             except psycopg.Error as exc:

@@ -68,6 +68,35 @@ SELECT id, schema_name, table_name, catalog_fingerprint AS fingerprint, status,
 FROM table_metadata_list
 WHERE source_id = %(source_id)s
 
+-- name: tracked_state_named
+-- `tracked_state` of the rows a sync woken by captured DDL needs: those of the tables its events
+-- name (by OID), and those holding the names those tables have now.
+SELECT id, schema_name, table_name, catalog_fingerprint AS fingerprint, status,
+       CASE WHEN schema_table IS NULL THEN true
+            WHEN pg_column_size(schema_table) > 64 THEN false
+            ELSE schema_table = '{}'::jsonb
+       END AS needs_schema,
+       table_oid AS oid, row_filter
+FROM table_metadata_list
+WHERE source_id = %(source_id)s
+  AND (table_oid = ANY (%(oids)s::bigint[])
+       OR (schema_name, table_name) IN (
+           SELECT * FROM unnest(%(schema_names)s::text[], %(table_names)s::text[])))
+
+-- name: source_capture
+-- A source's capture state, read under its sync lock (another sync may have moved it).
+SELECT capture_enabled, capture_snapshot, capture_error FROM sources WHERE id = %(id)s
+
+-- name: capture_listening
+UPDATE sources SET capture_listener_at = now() WHERE id = ANY (%(ids)s)
+
+-- name: record_capture
+UPDATE sources
+SET capture_snapshot = COALESCE(%(snapshot)s, capture_snapshot),
+    capture_last_event_at = GREATEST(capture_last_event_at, %(last_event_at)s::timestamptz),
+    capture_error = %(error)s
+WHERE id = %(id)s
+
 -- name: table_details
 -- The stored schema and the latest version of each table in %(ids)s.
 SELECT t.id, t.schema_table, h.version_schema AS last_version, h.schema_table_new AS last_schema
@@ -346,8 +375,11 @@ ORDER BY version_schema, id
 -- Capture installed on the source: the source is in real-time mode from its snapshot taken
 -- right after the install committed (the events of transactions it excludes are still to read).
 UPDATE sources
+-- Installed again over a working install, it keeps reading from where it was (events recorded
+-- meanwhile are kept on the source, and still to read).
 SET capture_enabled = true, capture_installed_at = now(), capture_error = NULL,
-    capture_snapshot = %(snapshot)s
+    capture_snapshot = CASE WHEN capture_enabled THEN COALESCE(capture_snapshot, %(snapshot)s)
+                            ELSE %(snapshot)s END
 WHERE id = %(id)s
 
 -- name: capture_uninstalled

@@ -47,6 +47,7 @@ class Source:
     capture_snapshot: str | None = None
     capture_last_event_at: datetime | None = None
     capture_error: str | None = None
+    capture_listener_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Source:

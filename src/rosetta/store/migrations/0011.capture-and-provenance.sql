@@ -24,7 +24,9 @@ ALTER TABLE sources
     ADD COLUMN capture_installed_at TIMESTAMPTZ,
     ADD COLUMN capture_snapshot TEXT,
     ADD COLUMN capture_last_event_at TIMESTAMPTZ,
-    ADD COLUMN capture_error TEXT;
+    ADD COLUMN capture_error TEXT,
+    -- When a listener last said it holds a LISTEN connection to the source.
+    ADD COLUMN capture_listener_at TIMESTAMPTZ;
 
 -- A table is its OID: a renamed table keeps its row and history under its new name. A removed
 -- table keeps its row (and old name) too, so a live table may now share a name with removed
@@ -38,3 +40,6 @@ ALTER TABLE table_metadata_list
 
 CREATE INDEX table_metadata_list_name_idx
     ON table_metadata_list (source_id, schema_name, table_name);
+
+-- A sync woken by captured DDL reads the tracking rows of the tables its events name, by OID.
+CREATE INDEX table_metadata_list_oid_idx ON table_metadata_list (source_id, table_oid);
