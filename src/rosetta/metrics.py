@@ -16,6 +16,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 QUERIES = sqlfile.Queries("rosetta.store", "metrics.sql")
 
+LISTENER_FRESH_SECONDS = 60
+"""A listener refreshes ``sources.capture_listener_at`` every 15 s; older than this, it is gone."""
+
 
 class StoreCollector(Collector):
     def __init__(self, conn: Conn) -> None:
@@ -102,6 +105,31 @@ class StoreCollector(Collector):
         yield failed_attempts
         yield pending
         yield dead
+
+        listening = GaugeMetricFamily(
+            "rosetta_capture_listener_connected",
+            "1 when a listener holds a LISTEN connection to the source (capture installed)",
+            labels=["source"],
+        )
+        latency = GaugeMetricFamily(
+            "rosetta_capture_notification_to_version_seconds",
+            "Seconds from the last captured DDL's notification to its sync's commit",
+            labels=["source"],
+        )
+        broken = GaugeMetricFamily(
+            "rosetta_capture_broken",
+            "1 when the capture cannot be read on the source (it is on polling)",
+            labels=["source"],
+        )
+        params = {"listener_fresh": LISTENER_FRESH_SECONDS}
+        for name, connected, seconds, is_broken in conn.execute(QUERIES["capture_metrics"], params):
+            listening.add_metric([name], float(connected or 0))
+            if seconds is not None:
+                latency.add_metric([name], float(seconds))
+            broken.add_metric([name], float(is_broken))
+        yield listening
+        yield latency
+        yield broken
 
 
 def render(conn: Conn) -> bytes:

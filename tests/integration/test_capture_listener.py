@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from rosetta import services
+from rosetta import metrics, services
 from rosetta.capture import LISTENER_APPLICATION_NAME
 from rosetta.capture.listener import Listener
 from rosetta.catalog.connection import SourceLimits

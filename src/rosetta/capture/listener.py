@@ -208,6 +208,7 @@ class Listener:
     def _wake(self, pool: ThreadPoolExecutor, item: _Listening) -> None:
         """Sync ``item``'s source now, or once more after the sync that is running."""
         with self.lock:
+            item.woken_at.append(time.monotonic())
             if item.running:
                 item.again = True
                 return
@@ -216,12 +217,19 @@ class Listener:
 
     def _sync(self, item: _Listening) -> None:
         while True:
+            with self.lock:
+                woken_at, item.woken_at = item.woken_at, []
             try:
                 store = self._store()
                 source = repository.source_by_id(store, item.source.id)
                 store.rollback()
                 summary = sync_source(store, source, self.box, limits=self.limits, woken=True)
                 self.syncs += 1
+                if summary.error is None and woken_at:
+                    # From the earliest notification this sync answers to its commit.
+                    seconds = time.monotonic() - min(woken_at)
+                    store.execute(QUERIES["capture_latency"], {"id": source.id, "seconds": seconds})
+                    store.commit()
                 if summary.error is None and summary.wrote_anything:
                     log.info(
                         "Captured DDL on source %s synced in %.0f ms (%d events)",

@@ -36,3 +36,13 @@ FROM webhook_deliveries d
 JOIN webhook_endpoints e ON e.id = d.endpoint_id
 JOIN sources s ON s.id = e.source_id
 GROUP BY s.name
+
+-- name: capture_metrics
+-- Per source with capture installed: whether a listener said it holds its LISTEN connection
+-- within %(listener_fresh)s seconds, the last notification-to-version latency, and whether the
+-- capture is broken (the source is on polling).
+SELECT name,
+       (capture_listener_at >= now() - make_interval(secs => %(listener_fresh)s))::int AS connected,
+       capture_latency_seconds,
+       (capture_error IS NOT NULL)::int AS broken
+FROM sources WHERE capture_enabled ORDER BY name

@@ -90,6 +90,9 @@ SELECT capture_enabled, capture_snapshot, capture_error FROM sources WHERE id = 
 -- name: capture_listening
 UPDATE sources SET capture_listener_at = now() WHERE id = ANY (%(ids)s)
 
+-- name: capture_latency
+UPDATE sources SET capture_latency_seconds = %(seconds)s WHERE id = %(id)s
+
 -- name: record_capture
 UPDATE sources
 SET capture_snapshot = COALESCE(%(snapshot)s, capture_snapshot),

@@ -26,7 +26,9 @@ ALTER TABLE sources
     ADD COLUMN capture_last_event_at TIMESTAMPTZ,
     ADD COLUMN capture_error TEXT,
     -- When a listener last said it holds a LISTEN connection to the source.
-    ADD COLUMN capture_listener_at TIMESTAMPTZ;
+    ADD COLUMN capture_listener_at TIMESTAMPTZ,
+    -- The last sync woken by a notification: seconds from the notification to its commit.
+    ADD COLUMN capture_latency_seconds DOUBLE PRECISION;
 
 -- A table is its OID: a renamed table keeps its row and history under its new name. A removed
 -- table keeps its row (and old name) too, so a live table may now share a name with removed
