@@ -1,6 +1,7 @@
 """A table's schema as of a time or a WAL position (``GET /api/v1/tables/{id}/schema``,
 ``rosetta schema``), and each version's provenance in the API, ``rosetta history`` and the table
-page, on versions written by real syncs."""
+page, on versions written by real syncs: found by polling, and by capture (the source's own event
+triggers recording real DDL)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import psycopg
 from fastapi.testclient import TestClient
+from psycopg import sql
 
+from rosetta import services
+from rosetta.catalog.connection import SourceLimits
+from rosetta.crypto import SecretBox
 from rosetta.registry import lsn_value
 from tests.conftest import Cli, SourceDb
 from tests.integration.web_helpers import HOSTILE, table_id
@@ -67,6 +73,39 @@ def forget_provenance(store: Any, tid: int, *numbers: int) -> None:
         (tid, list(numbers)),
     )
     store.commit()
+
+
+def capture_on(store: Any, box: SecretBox, shop: Any) -> None:
+    """Install real-time capture on the source: its next syncs read the DDL events."""
+    services.install_capture(store, box, SourceLimits(), shop)
+    store.commit()
+
+
+def ddl(source_db: SourceDb, *statements: str, application: str = "psql") -> None:
+    """Run ``statements`` in one transaction, each its own query, as ``application``."""
+    with psycopg.connect(source_db.url, application_name=application) as conn:
+        for statement in statements:
+            conn.execute(statement.encode())  # the tests' own DDL
+
+
+def captured_v4(
+    store: Any, box: SecretBox, source_db: SourceDb, register: Any, sync: Any
+) -> tuple[Any, str]:
+    """``three_versions`` found by polling, then v4 captured: a column added by a real ALTER
+    TABLE run as ``migrations``; returns the source and the statement."""
+    shop, _ = three_versions(source_db, register, sync)
+    capture_on(store, box, shop)
+    statement = "ALTER TABLE orders ADD COLUMN shipped_at timestamptz"
+    ddl(source_db, statement, application="migrations")
+    sync(shop)
+    return shop, statement
+
+
+def html_text(text: str) -> str:
+    """``text`` as the page's autoescaping writes it."""
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;")):
+        text = text.replace(raw, escaped)
+    return text.replace("'", "&#39;")
 
 
 def assert_one_line_error(response: Any, status: int, text: str) -> None:
@@ -222,6 +261,53 @@ def test_bad_as_of_input_is_one_line_and_never_a_500(
     assert_one_line_error(as_of(api, 10**12, at="2026-12-02T10:00:00Z"), 404, "no table")
 
 
+def test_schema_just_before_a_captured_version_is_exact(
+    api: TestClient, store: Any, box: SecretBox, source_db: SourceDb, register: Any, sync: Any
+) -> None:
+    """v4 was captured: from its DDL's LSN and commit time on it applies, and one microsecond or
+    one byte before, v3 did, exactly (no polling interval to bound)."""
+    captured_v4(store, box, source_db, register, sync)
+    tid = table_id(store, "orders")
+    listed = versions(api, tid)
+    v4 = listed[3]
+    assert (v4["detected_by"], v4["changes_type"]) == ("capture", "NEW COLUMN")
+    [event] = v4["provenance"]["events"]
+    assert event["lsn"] == v4["lsn"] and event["application_name"] == "migrations"
+    assert lsn_value(listed[2]["lsn"]) < lsn_value(v4["lsn"])
+    when, where = start(v4), lsn_value(v4["lsn"])
+
+    for params in (
+        {"at": (when - timedelta(microseconds=1)).isoformat()},
+        {"lsn": lsn_text(where - 1)},
+    ):
+        got = as_of(api, tid, **params)
+        assert got.status_code == 200, got.text
+        before = got.json()
+        assert (before["version"], before["exact"], before["next_version"]) == (3, True, 4), (
+            params,
+            before,
+        )
+        assert before["detected_by"] == "polling" and before["lsn"] == listed[2]["lsn"]
+        assert [c["column_name"] for c in before["columns"]] == ["id", "note", "region"]
+        assert before["exactness"].startswith("exact"), before["exactness"]
+        assert "v4 applies from" in before["exactness"]
+    by_lsn = as_of(api, tid, lsn=lsn_text(where - 1)).json()
+    assert by_lsn["exactness"] == f"exact: v4 applies from LSN {v4['lsn']}, captured from the DDL"
+
+    for params in ({"at": when.isoformat()}, {"lsn": v4["lsn"]}):
+        got = as_of(api, tid, **params)
+        assert got.status_code == 200, got.text
+        at = got.json()
+        assert (at["version"], at["exact"], at["next_version"]) == (4, True, None), (params, at)
+        assert at["detected_by"] == "capture" and at["lsn"] == v4["lsn"]
+        assert at["provenance"]["events"][0]["statement"] == event["statement"]
+        assert [c["column_name"] for c in at["columns"]][-1] == "shipped_at"
+
+    # v3's own next version was found by polling: before v3, the answer stays approximate.
+    v2 = as_of(api, tid, at=start(listed[1]).isoformat()).json()
+    assert (v2["version"], v2["exact"]) == (2, False)
+
+
 # --- the CLI ----------------------------------------------------------------------------------
 
 
@@ -269,25 +355,108 @@ def test_cli_schema_as_of_a_time_and_an_lsn(
         assert len(failed.stderr.strip().splitlines()) == 1
 
 
-def test_cli_history_shows_how_each_version_was_found(
-    cli: Cli, api: TestClient, store: Any, source_db: SourceDb, register: Any, sync: Any
+def test_cli_schema_just_before_a_captured_version_is_exact(
+    cli: Cli,
+    api: TestClient,
+    store: Any,
+    box: SecretBox,
+    source_db: SourceDb,
+    register: Any,
+    sync: Any,
 ) -> None:
-    three_versions(source_db, register, sync)
+    captured_v4(store, box, source_db, register, sync)
+    tid = table_id(store, "orders")
+    v4 = versions(api, tid)[3]
+    when, where = start(v4), lsn_value(v4["lsn"])
+    for args, number, following in (
+        (["--at", (when - timedelta(microseconds=1)).isoformat()], 3, 4),
+        (["--lsn", lsn_text(where - 1)], 3, 4),
+        (["--at", when.isoformat()], 4, None),
+        (["--lsn", v4["lsn"]], 4, None),
+    ):
+        shown = cli("schema", "shop", "orders", *args, "--json")
+        assert shown.returncode == 0, (args, shown.stderr)
+        answer = json.loads(shown.stdout)
+        assert (answer["version"], answer["exact"], answer["next_version"]) == (
+            number,
+            True,
+            following,
+        ), (args, answer)
+        if following:
+            assert "v4 applies from" in answer["exactness"]
+
+    text = cli("schema", "shop", "orders", "--lsn", lsn_text(where - 1))
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].endswith(": v3 (CHANGES TYPE)"), lines[0]
+    assert lines[1].startswith("  exact: "), lines[1]
+    assert f"v4 applies from LSN {v4['lsn']}, captured from the DDL" in lines[1], lines[1]
+    at_v4 = cli("schema", "shop", "orders", "--lsn", v4["lsn"])
+    assert f"found by capture · LSN {v4['lsn']}" in at_v4.stdout
+    assert "app migrations" in at_v4.stdout
+
+
+def test_cli_history_shows_how_each_version_was_found(
+    cli: Cli,
+    api: TestClient,
+    store: Any,
+    box: SecretBox,
+    source_db: SourceDb,
+    register: Any,
+    sync: Any,
+) -> None:
+    shop, _ = three_versions(source_db, register, sync)
     tid = table_id(store, "orders")
     forget_provenance(store, tid, 1)
+    # v4 is captured: a migration run as its own role (SET ROLE) by the superuser's session.
+    owner = f"app_owner_{source_db.name}"  # roles are the whole server's
+    source_db.conn.execute(
+        sql.SQL("CREATE ROLE {0}; ALTER TABLE orders OWNER TO {0}").format(sql.Identifier(owner))
+    )
+    capture_on(store, box, shop)
+    statement = (
+        f"SET ROLE {owner}; ALTER TABLE orders ADD COLUMN shipped_at timestamptz,\n"
+        "  ADD COLUMN carrier text DEFAULT '" + "x" * 200 + "'"
+    )
+    ddl(source_db, statement, application="migrations")
+    sync(shop)
     listed = versions(api, tid)
+    assert [v["detected_by"] for v in listed] == [None, "polling", "polling", "capture"]
+    [event] = listed[3]["provenance"]["events"]
+
     shown = cli("history", "shop", "orders")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     heads = [i for i, line in enumerate(lines) if line.startswith("v")]
-    assert [lines[i].split()[0] for i in heads] == ["v1", "v2", "v3"]
+    assert [lines[i].split()[0] for i in heads] == ["v1", "v2", "v3", "v4"]
     assert lines[heads[0] + 1] == "    recorded before provenance was kept"
-    for i, version in zip(heads[1:], listed[1:], strict=True):
+    for i, version in zip(heads[1:3], listed[1:3], strict=True):
         assert lines[i + 1].startswith(f"    found by polling · LSN {version['lsn']} · at 20")
+        assert not lines[i + 2].startswith("    by ")  # no statements without capture
+    v4 = heads[3]
+    assert lines[v4 + 1].startswith(f"    found by capture · LSN {listed[3]['lsn']} · at 20")
+    session = source_db.conn.info.user
+    client = event["client_addr"] or "a local socket"
+    assert lines[v4 + 2] == (
+        f"    by {owner} (session {session}), app migrations, from {client}, "
+        f"pid {event['backend_pid']}, xid {event['xid']}"
+    )
+    assert event["backend_pid"] > 0 and int(event["xid"]) > 0
+    # The statement on one line, shortened to 160 characters.
+    flat = " ".join(statement.split())
+    assert lines[v4 + 3] == "      " + flat[:159].rstrip() + "…"
+    assert len(lines[v4 + 3].strip()) == 160
+    assert lines[v4 + 4].startswith("    + shipped_at"), lines[v4 + 4]
+
     as_json = json.loads(cli("history", "shop", "orders", "--json").stdout)
-    assert [v["detected_by"] for v in as_json] == [None, "polling", "polling"]
-    assert [v["lsn"] for v in as_json] == [None, listed[1]["lsn"], listed[2]["lsn"]]
+    assert [v["detected_by"] for v in as_json] == [None, "polling", "polling", "capture"]
+    assert [v["lsn"] for v in as_json] == [None] + [v["lsn"] for v in listed[1:]]
     assert as_json[0]["changed_at"] is None and as_json[2]["provenance"] is None
+    [shown_event] = as_json[3]["provenance"]["events"]
+    assert shown_event["statement"] == statement  # whole, as recorded
+    assert (shown_event["current_user"], shown_event["session_user"]) == (owner, session)
+    assert shown_event["application_name"] == "migrations"
+    assert shown_event["xid"] == event["xid"] and shown_event["lsn"] == listed[3]["lsn"]
 
 
 # --- the table page ---------------------------------------------------------------------------
@@ -310,45 +479,61 @@ def test_table_page_timeline_says_how_each_version_was_found(
 
 
 def test_table_page_escapes_captured_statements_and_roles(
-    web: TestClient, api: TestClient, store: Any, source_db: SourceDb, register: Any, sync: Any
+    web: TestClient,
+    api: TestClient,
+    store: Any,
+    box: SecretBox,
+    source_db: SourceDb,
+    register: Any,
+    sync: Any,
 ) -> None:
-    """What capture records comes from the source: a statement or a role name is text on the
-    page, never markup. (The event is set on a synced version until capture writes its own.)"""
-    three_versions(source_db, register, sync)
+    """What capture records comes from the source: a statement, a role or an application name is
+    text on the page, never markup. Made by real DDL through capture: a column named with markup
+    and quotes, added under a role named with markup, by an application named with markup, and a
+    second statement of the same transaction withheld (it mentions a password)."""
+    shop, _ = three_versions(source_db, register, sync)
     tid = table_id(store, "orders")
-    event = {
-        "id": 17,
-        "command_tag": "ALTER TABLE",
-        "object_type": "table",
-        "object_identity": "public.orders",
-        "statement": f"ALTER TABLE orders ADD COLUMN note text -- {HOSTILE}",
-        "session_user": "alice",
-        "current_user": HOSTILE,
-        "application_name": "</details><script>alert(1)</script>",
-        "client_addr": None,
-        "backend_pid": 4242,
-        "xid": "771",
-        "time": "2026-12-02T10:00:00.123+00:00",
-        "lsn": "0/16B3748",
-    }
-    store.execute("SET LOCAL rosetta.history_maintenance = 'on'")
-    store.execute(
-        "UPDATE history_schema_evolution SET detected_by = 'capture', provenance = %s "
-        "WHERE table_metadata_list_id = %s AND version_schema = 2",
-        (json.dumps({"events": [event, {**event, "id": 18, "statement": None}]}), tid),
+    role = f"<i>'r\"{source_db.name}"  # roles are the whole server's
+    source_db.conn.execute(
+        sql.SQL("CREATE ROLE {0}; ALTER TABLE orders OWNER TO {0}").format(sql.Identifier(role))
     )
-    store.commit()
-    text = web.get(f"/tables/{tid}").text
-    assert HOSTILE not in text and "<script>alert(1)" not in text
-    assert "&lt;img src=x onerror=alert(1)&gt;" in text
-    assert "2 DDL statements by &lt;img src=x onerror=alert(1)&gt; (session alice)" in text
-    assert "local socket" in text and "xid 771 · pid 4242" in text
-    assert "Statement withheld: it may hold a secret." in text
-    assert "found by capture" in text
+    capture_on(store, box, shop)
+    column = 'it\'s "<script>alert(1)</script>"'
+    hostile = (
+        sql.SQL("SET ROLE {}; ALTER TABLE orders ADD COLUMN {} text -- </pre>{}")
+        .format(sql.Identifier(role), sql.Identifier(column), sql.SQL(HOSTILE))
+        .as_string(source_db.conn)
+    )
+    withheld = "ALTER TABLE orders ADD COLUMN secret_hint text -- the password is hunter2"
+    application = "<b>migrations</b> & 'co'"
+    ddl(source_db, hostile, withheld, application=application)
+    sync(shop)
+    listed = versions(api, tid)
+    assert listed[-1]["version"] == 4 and listed[-1]["detected_by"] == "capture"
+    events = listed[-1]["provenance"]["events"]
+    assert [e["statement"] for e in events] == [hostile, None]
+    assert events[0]["current_user"] == role and events[0]["application_name"] == application
 
-    history = api.get(f"/api/v1/tables/{tid}/versions/2").json()
-    assert history["detected_by"] == "capture"
-    assert history["provenance"]["events"][0]["statement"] == event["statement"]
+    page = web.get(f"/tables/{tid}")
+    assert page.status_code == 200
+    text = page.text
+    for raw in ("<script>", "alert(1)</script>", HOSTILE, "<b>migrations", "<i>'r"):
+        assert raw not in text, raw
+    # The statement's own "</pre>" is text too: the only </pre> ends the statement's <pre>.
+    assert text.count("</pre>") == text.count('<pre class="ddl-statement">') == 1
+    session = source_db.conn.info.user
+    assert html_text(hostile) in text  # the whole statement, escaped, in its <pre>
+    assert f'<pre class="ddl-statement">{html_text(hostile)}</pre>' in text
+    assert f"2 DDL statements by {html_text(role)} (session {session})" in text
+    assert f"<dd>{html_text(role)} (session {session})</dd>" in text
+    assert f"<dd>{html_text(application)}</dd>" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    client = events[0]["client_addr"] or "local socket"
+    assert f"<dd>{client}</dd>" in text
+    assert f"xid {events[0]['xid']} · pid {events[0]['backend_pid']}" in text
+    assert "Statement withheld: it may hold a secret." in text and "hunter2" not in text
+    assert "found by capture" in text
 
 
 def test_a_rename_of_the_table_reads_as_one_everywhere(
