@@ -1,14 +1,18 @@
 """A long history in a real Chromium: a table of 60 versions, its folded timeline, the version
-selector and Compare moving together, arrow keys that do not navigate, and the label of a table
-without a primary key."""
+selector and Compare moving together, arrow keys that do not navigate, the label of a table
+without a primary key, and a captured version's long DDL statement on a phone."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import psycopg
 import pytest
 
+from rosetta import services
+from rosetta.catalog.connection import SourceLimits
+from rosetta.crypto import SecretBox
 from tests.conftest import SourceDb
 from tests.e2e.conftest import LiveServer, Tab
 from tests.e2e.test_browser import TIMEOUT, expect, log_in
@@ -176,3 +180,62 @@ def diagnose_at(page: Any, width: int) -> None:
     expect(folded.locator("li.passing-table a")).to_have_text("items")
     wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert wide <= 0, f"Diagnose scrolls {wide} px sideways at {width} px"
+
+
+LONG_DEFAULT = "x" * 600  # one word, no break opportunity: the hardest text to fit
+LONG_STATEMENT = (
+    "ALTER TABLE items ADD COLUMN delivery_instructions_for_the_courier_of_the_order text "
+    f"DEFAULT '{LONG_DEFAULT}', ADD COLUMN c_{'y' * 50} int"
+)
+LONG_APPLICATION = "deploy-" + "z" * 56  # application_name keeps 63 characters
+
+
+@pytest.fixture
+def captured_history(
+    source_db: SourceDb, register: Any, sync: Any, store: Any, box: SecretBox
+) -> int:
+    """``items`` at v1 by polling, then v2 captured from a real ALTER TABLE with a long statement,
+    run by an application with a long name; returns the table's id."""
+    source_db.sql("CREATE TABLE items (id int PRIMARY KEY)")
+    source_db.sql("CREATE PUBLICATION rosetta_publication FOR TABLE items")
+    source = register()
+    sync(source)
+    services.install_capture(store, box, SourceLimits(), source)
+    store.commit()
+    with psycopg.connect(source_db.url, autocommit=True, application_name=LONG_APPLICATION) as conn:
+        conn.execute(LONG_STATEMENT.encode())  # the test's own DDL
+    sync(source)
+    return table_id(store, "items")
+
+
+def test_a_long_captured_statement_does_not_scroll_sideways_on_a_phone(
+    live_server: LiveServer, tab: Tab, captured_history: int
+) -> None:
+    page = tab.page
+    page.set_default_timeout(TIMEOUT)
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(f"{live_server.url}/tables/{captured_history}")
+    log_in(page, live_server.token)
+    expect(page.locator("h1")).to_have_text("items")
+    version = page.locator('.tl-prov[data-detected-by="capture"]')
+    expect(version).to_have_count(1)
+    expect(version).to_contain_text("found by capture")
+
+    ddl = page.locator("details.tl-ddl")
+    expect(ddl).to_have_count(1)
+    expect(ddl).not_to_have_attribute("open", "")
+    ddl.locator("summary").click()
+    expect(ddl).to_have_attribute("open", "")
+    statement = ddl.locator("pre.ddl-statement")
+    expect(statement).to_be_visible()
+    expect(statement).to_have_text(LONG_STATEMENT)
+    expect(ddl).to_contain_text(LONG_APPLICATION)
+
+    wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert wide <= 0, f"the page scrolls {wide} px sideways at 390 px with the statement open"
+    # The statement wraps inside its box, within the viewport; it does not scroll sideways.
+    box = statement.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    overflow = statement.evaluate("el => el.scrollWidth - el.clientWidth")
+    assert overflow <= 0, f"the statement scrolls {overflow} px sideways in its box"
+    assert tab.console_errors == []
