@@ -61,7 +61,8 @@ def listening(
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
-    assert listeners(source_db) == 0
+    # The server ends a backend a moment after its client closed the connection.
+    assert wait_for(lambda: listeners(source_db) == 0, timeout=5), "a listener stayed connected"
 
 
 def listeners(source_db: SourceDb) -> int:
@@ -99,6 +100,17 @@ def test_a_change_is_recorded_as_its_ddl_commits(
             is not None
         )
     )
+    # /metrics shows it, with the time from the notification to the version.
+    with psycopg.connect(store_url) as conn:
+        text = metrics.render(conn).decode()
+    assert 'rosetta_capture_listener_connected{source="shop"} 1.0' in text
+    assert 'rosetta_capture_broken{source="shop"} 0.0' in text
+    [latency] = [
+        line
+        for line in text.splitlines()
+        if line.startswith('rosetta_capture_notification_to_version_seconds{source="shop"}')
+    ]
+    assert 0 < float(latency.split()[-1]) < 10
 
 
 def test_a_burst_with_the_listener_killed_midway_is_caught_up_without_gap_or_duplicate(
