@@ -486,44 +486,58 @@ def profiling() -> Iterator[dict[str, float]]:
             setattr(owner, attr, original)
 
 
-def profile_woken_syncs(
-    store_url: str, source_url: str, source_id: int, box: SecretBox, tables: list[str]
-) -> dict[str, Any]:
-    """For each table: one ALTER TABLE ADD COLUMN, then one in-process sync as the listener
-    runs it (woken), timed as a whole and by phase."""
+def profile_woken_syncs(sizes: list[Size], box: SecretBox, count: int) -> dict[int, dict[str, Any]]:
+    """Per size, ``count`` times: one ALTER TABLE ADD COLUMN on another table (halfway between
+    the measured ones), then one in-process sync as the listener runs it (woken), timed as a
+    whole and by phase. The sizes are interleaved, as in the measurement."""
     import inspect
 
     from rosetta.sync import sync_source
 
-    woken = "woken" in inspect.signature(sync_source).parameters
-    totals: list[float] = []
-    phases: dict[str, list[float]] = {}
-    with (
-        db.connect(store_url) as store,
-        psycopg.connect(source_url, autocommit=True) as src,
-        profiling() as spent,
-    ):
-        source = repository.source_by_id(store, source_id)
-        store.rollback()
-        for i, table in enumerate(tables):
-            src.execute(f"ALTER TABLE {table} ADD COLUMN p_{i} int".encode())
-            spent.clear()
-            t0 = time.perf_counter()
-            kwargs: dict[str, Any] = {"woken": True} if woken else {}
-            summary = sync_source(store, source, box, **kwargs)
-            total = time.perf_counter() - t0
-            if summary.status != "ok" or len(summary.changed) != 1:
-                raise RuntimeError(f"profiled sync of {table}: {summary.to_json()}")
-            totals.append(total * 1000)
-            for phase, seconds in spent.items():
-                phases.setdefault(phase, []).append(seconds * 1000)
-            rest = total - sum(spent.values())
-            phases.setdefault("store: lock, other reads, commit, rest", []).append(rest * 1000)
+    kwargs: dict[str, Any] = (
+        {"woken": True} if "woken" in inspect.signature(sync_source).parameters else {}
+    )
+    totals: dict[int, list[float]] = {size.n: [] for size in sizes}
+    phases: dict[int, dict[str, list[float]]] = {size.n: {} for size in sizes}
+    with contextlib.ExitStack() as stack:
+        spent = stack.enter_context(profiling())
+        opened = []
+        for size in sizes:
+            store = stack.enter_context(db.connect(size.store_url))
+            src = stack.enter_context(psycopg.connect(size.source_url, autocommit=True))
+            source = repository.source_by_id(store, size.source_id)
+            store.rollback()
+            tables = [
+                table_name(int((i + 0.5) * size.stride))
+                for i in range(min(count, len(size.targets)))
+            ]
+            opened.append((size, store, src, source, tables))
+        for i in range(count):
+            order = opened if i % 2 == 0 else list(reversed(opened))
+            for size, store, src, source, tables in order:
+                if i >= len(tables):
+                    continue
+                src.execute(f"ALTER TABLE {tables[i]} ADD COLUMN p_{i} int".encode())
+                spent.clear()
+                t0 = time.perf_counter()
+                summary = sync_source(store, source, box, **kwargs)
+                total = time.perf_counter() - t0
+                if summary.status != "ok" or len(summary.changed) != 1:
+                    raise RuntimeError(f"profiled sync of {tables[i]}: {summary.to_json()}")
+                totals[size.n].append(total * 1000)
+                mine = phases[size.n]
+                for phase, seconds in spent.items():
+                    mine.setdefault(phase, []).append(seconds * 1000)
+                rest = total - sum(spent.values())
+                mine.setdefault("store: lock, other reads, commit, rest", []).append(rest * 1000)
     return {
-        "syncs": len(totals),
-        "woken": woken,
-        "total_ms": spread(totals),
-        "phases_median_ms": {k: round(statistics.median(v), 2) for k, v in phases.items()},
+        n: {
+            "syncs": len(totals[n]),
+            "woken": bool(kwargs),
+            "total_ms": spread(totals[n]),
+            "phases_median_ms": {k: round(statistics.median(v), 2) for k, v in phases[n].items()},
+        }
+        for n in totals
     }
 
 
@@ -702,20 +716,10 @@ def collect_monitor_log(size: Size, tmp: Path) -> None:
     size.out["monitor_log_tail"] = monitor_output(tmp, 15)
 
 
-def finish(size: Size, box: SecretBox, args: argparse.Namespace) -> dict[str, Any]:
+def finish(size: Size) -> dict[str, Any]:
     out, results = size.out, size.results
     with psycopg.connect(size.store_url, autocommit=True) as store:
         out["provenance_check"] = check_versions(store, results, size.ids)
-    # Where a woken sync's time goes: the same sync in-process, timed by phase, on other
-    # tables (halfway between the measured ones), with the monitors stopped.
-    profiled = [
-        table_name(int((i + 0.5) * size.stride))
-        for i in range(min(args.profile_ddl, len(size.targets)))
-    ]
-    out["profile"] = profile_woken_syncs(
-        size.store_url, size.source_url, size.source_id, box, profiled
-    )
-    log(f"[{size.n}] woken sync in-process: {out['profile']['total_ms']} ms")
     latencies = [r.latency_ms for r in results if r.latency_ms is not None]
     out["missing"] = [r.table for r in results if r.latency_ms is None]
     out["visible"] = len(latencies)
@@ -982,7 +986,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for n in args.tables:
                 sizes.append(prepare(server, box, n, args))
             measure(sizes, args)
-            results = [finish(size, box, args) for size in sizes]
+            # Where a woken sync's time goes: the same sync in-process, timed by phase, with
+            # the monitors stopped.
+            profiles = profile_woken_syncs(sizes, box, args.profile_ddl)
+            for size in sizes:
+                size.out["profile"] = profiles[size.n]
+                log(f"[{size.n}] woken sync in-process: {profiles[size.n]['total_ms']} ms")
+            results = [finish(size) for size in sizes]
         finally:
             for size in sizes:
                 drop_database(server, size.src_db)
