@@ -713,7 +713,7 @@ def collect_monitor_log(size: Size, tmp: Path) -> None:
     listener_ms = listener_sync_ms(tmp)[len(size.warmups) :]
     size.out["listener_sync_ms"] = spread(listener_ms)
     size.out["listener_syncs_logged"] = len(listener_ms)
-    size.out["monitor_log_tail"] = monitor_output(tmp, 15)
+    size.out["monitor_log_tail"] = monitor_output(tmp, 40)
 
 
 def finish(size: Size) -> dict[str, Any]:
