@@ -390,7 +390,7 @@ def _exactness(
                 f"exact to the DDL statement's time: v{m} applies from {where} (the source "
                 "does not track commit timestamps)"
             )
-        return True, f"exact: v{m} applies from {where}, captured from the DDL"
+        return True, f"v{m} applies from {where}, captured from the DDL"
     if how == "polling":
         return False, (
             f"bounded by the polling interval: v{m} was found by polling at {where}, so its "

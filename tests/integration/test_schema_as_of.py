@@ -201,7 +201,8 @@ def test_schema_at_an_lsn_is_the_version_then_in_force(
     assert as_of(api, tid, lsn=after[-1]).json()["version"] == 3
     # Lower-case hex and leading zeros are read as PostgreSQL reads them.
     high, _, low = listed[1]["lsn"].partition("/")
-    assert as_of(api, tid, lsn=f"000{high}/{low.lower()}").json()["version"] == 2
+    shared = max(i for i, x in enumerate(lsns, 1) if x == lsns[1])  # 2, or 3 at the same LSN
+    assert as_of(api, tid, lsn=f"000{high}/{low.lower()}").json()["version"] == shared
 
     before = as_of(api, tid, lsn=lsn_text(lsn_value(listed[0]["lsn"]) - 1))
     assert_one_line_error(before, 404, "was not tracked yet at LSN")
@@ -289,10 +290,10 @@ def test_schema_just_before_a_captured_version_is_exact(
         )
         assert before["detected_by"] == "polling" and before["lsn"] == listed[2]["lsn"]
         assert [c["column_name"] for c in before["columns"]] == ["id", "note", "region"]
-        assert before["exactness"].startswith("exact"), before["exactness"]
+        assert before["exact"] is True, before["exactness"]
         assert "v4 applies from" in before["exactness"]
     by_lsn = as_of(api, tid, lsn=lsn_text(where - 1)).json()
-    assert by_lsn["exactness"] == f"exact: v4 applies from LSN {v4['lsn']}, captured from the DDL"
+    assert by_lsn["exactness"] == f"v4 applies from LSN {v4['lsn']}, captured from the DDL"
 
     for params in ({"at": when.isoformat()}, {"lsn": v4["lsn"]}):
         got = as_of(api, tid, **params)

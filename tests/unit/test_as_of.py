@@ -43,7 +43,7 @@ def test_the_answer_is_exact_when_the_next_version_was_captured_or_there_is_none
     first = registry.pick_as_of(POINTS, "orders", at=T0, lsn=None)
     assert (first.number, first.exact) == (1, True)
     started = (T0 + timedelta(minutes=10)).isoformat()
-    assert first.exactness == f"exact: v2 applies from {started}, captured from the DDL"
+    assert first.exactness == f"v2 applies from {started}, captured from the DDL"
     last = registry.pick_as_of(POINTS, "orders", at=T0 + timedelta(days=1), lsn=None)
     assert (last.number, last.exact, last.next_version) == (3, True, None)
 

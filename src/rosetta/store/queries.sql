@@ -78,10 +78,16 @@ SELECT id, schema_name, table_name, catalog_fingerprint AS fingerprint, status,
        END AS needs_schema,
        table_oid AS oid, row_filter
 FROM table_metadata_list
-WHERE source_id = %(source_id)s
-  AND (table_oid = ANY (%(oids)s::bigint[])
-       OR (schema_name, table_name) IN (
-           SELECT * FROM unnest(%(schema_names)s::text[], %(table_names)s::text[])))
+WHERE id IN (
+    -- Two index scans (an OR of the two would read every row of the source).
+    SELECT id FROM table_metadata_list
+    WHERE source_id = %(source_id)s AND table_oid = ANY (%(oids)s::bigint[])
+    UNION
+    SELECT t.id FROM table_metadata_list t
+    JOIN unnest(%(schema_names)s::text[], %(table_names)s::text[]) AS n (schema_name, table_name)
+        ON t.schema_name = n.schema_name AND t.table_name = n.table_name
+    WHERE t.source_id = %(source_id)s
+)
 
 -- name: source_capture
 -- A source's capture state, read under its sync lock (another sync may have moved it).
