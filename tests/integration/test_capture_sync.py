@@ -286,3 +286,39 @@ def test_a_polling_sync_of_a_captured_source_keeps_the_provenance(
     latest = versions(store, "items")[-1]
     assert latest["detected_by"] == "capture"
     assert latest["provenance"]["events"][0]["statement"] == "ALTER TABLE items ADD COLUMN qty int"
+
+
+def test_one_statement_dropping_two_tables_removes_both(
+    store: Any, box: SecretBox, source_db: SourceDb, captured: Any
+) -> None:
+    ddl(source_db, "DROP TABLE orders, items")
+    summary = woken(store, box, captured)
+    assert sorted(summary.removed) == ["items", "orders"]
+    assert [v["version_schema"] for v in versions(store, "orders")] == [1]
+
+
+def test_disabled_triggers_fall_back_to_polling(
+    store: Any, box: SecretBox, source_db: SourceDb, captured: Any
+) -> None:
+    source_db.conn.execute("ALTER EVENT TRIGGER rosetta_capture_ddl DISABLE")
+    ddl(source_db, "ALTER TABLE items ADD COLUMN unseen int")
+    woken(store, box, captured)
+    assert versions(store, "items")[-1]["detected_by"] == "polling"
+    [state] = rows(store, "SELECT capture_error FROM sources WHERE id = %s", (captured.id,))
+    assert "event triggers are missing or disabled" in state["capture_error"]
+
+
+def test_a_polling_sync_prunes_events_past_the_retention(
+    store: Any, box: SecretBox, source_db: SourceDb, captured: Any
+) -> None:
+    ddl(source_db, "ALTER TABLE items ADD COLUMN old int")
+    ddl(source_db, "ALTER TABLE items ADD COLUMN recent int")
+    source_db.conn.execute(
+        "UPDATE rosetta_capture.ddl_events SET event_time = now() - interval '40 days' "
+        "WHERE statement LIKE '%old int'"
+    )
+    fresh = repository.source_by_id(store, captured.id)
+    store.rollback()
+    sync_source(store, fresh, box, limits=SourceLimits(capture_retention_days=30))
+    left = source_db.conn.execute("SELECT statement FROM rosetta_capture.ddl_events").fetchall()
+    assert left == [("ALTER TABLE items ADD COLUMN recent int",)]
