@@ -35,6 +35,39 @@ class Settings(BaseSettings):
         "fingerprints (0: never).",
     )
     monitor_concurrency: int = Field(default=4, ge=1, le=64, description="Sources synced at once.")
+    worker_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Syncs one `rosetta worker` runs at once (each holds one store connection "
+        "while it runs; a worker holds at most this many plus 3).",
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds between a worker's heartbeats; a worker silent for three of them "
+        "is dead, and its running syncs are run again by another worker.",
+    )
+    sync_retries: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="Times a failed sync job is retried, after 2, 4, 8... seconds, before it "
+        "waits for the source's next interval.",
+    )
+    sync_runs_retention_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Hours the store keeps its record of each sync (sync_runs) and of failed jobs.",
+    )
+    refresh_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Seconds a Refresh waits for its sync on a worker before it gives up "
+        "waiting (the sync still runs).",
+    )
     source_connect_timeout: int = Field(default=10, ge=1, le=3600, description="Seconds.")
     source_statement_timeout: float = Field(
         default=30.0,

@@ -3,8 +3,11 @@ the log lines that report it (the user's document's wording)."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rosetta import logs
@@ -20,6 +23,29 @@ class ChangedTable:
     table: str
     version: int
     changes_type: str
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """Who runs a sync, and why: written with the sync's outcome (``sync_runs``,
+    ``sources.last_sync_by``)."""
+
+    worker: str
+    reason: str = "in-process"
+    """schedule, refresh or capture for a job on the queue; in-process otherwise."""
+    job_id: int | None = None
+    attempt: int = 0
+    deferred_at: datetime | None = None
+
+    @classmethod
+    def here(cls, reason: str = "in-process") -> SyncRun:
+        """A sync run by this process, not by a job."""
+        return cls(process_name(), reason)
+
+
+def process_name() -> str:
+    """This process, as the store names who synced: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -73,6 +99,27 @@ class SyncSummary:
         data["failed"] = [{"table": t, "error": e} for t, e in self.failed]
         data["status"] = str(self.status)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SyncSummary:
+        """The summary :meth:`to_json` wrote (a sync run by a worker, read back by a Refresh)."""
+        return cls(
+            source=data["source"],
+            added=list(data.get("added", [])),
+            healed=list(data.get("healed", [])),
+            changed=[ChangedTable(**c) for c in data.get("changed", [])],
+            removed=list(data.get("removed", [])),
+            rejoined=list(data.get("rejoined", [])),
+            skipped=list(data.get("skipped", [])),
+            row_filters_changed=list(data.get("row_filters_changed", [])),
+            failed=[(f["table"], f["error"]) for f in data.get("failed", [])],
+            unchanged=int(data.get("unchanged", 0)),
+            publication_exists=bool(data.get("publication_exists", True)),
+            slot_exists=bool(data.get("slot_exists", False)),
+            error=data.get("error"),
+            duration=float(data.get("duration", 0.0)),
+            captured_events=int(data.get("captured_events", 0)),
+        )
 
     def report(self, outcomes: Iterable[Outcome], log: logs.Pending) -> None:
         """Add what the sync wrote to the summary, with one log line per fact."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from psycopg.pq import TransactionStatus
 from psycopg.rows import class_row
@@ -30,7 +31,7 @@ from rosetta.errors import RosettaError
 from rosetta.provenance import Provenance, polled
 from rosetta.reconcile import StoredDetails, SyncStatus, Tracked
 from rosetta.store.repository import QUERIES, Conn, Source, record_sync, set_source_flags
-from rosetta.summary import SyncSummary
+from rosetta.summary import SyncRun, SyncSummary
 from rosetta.uow import map_store_errors
 from rosetta.webhooks import Recorder
 
@@ -76,6 +77,7 @@ def sync_source(
     limits: SourceLimits | None = None,
     full: bool = False,
     woken: bool = False,
+    run: SyncRun | None = None,
 ) -> SyncSummary:
     """Bring the store in line with the source's publication, now. ``full`` compares every
     table's columns, not only those whose fingerprint changed. ``woken``: the sync answers a
@@ -84,8 +86,12 @@ def sync_source(
 
     The sync is its own transaction: a read-only transaction the caller left open (or a failed
     one) is rolled back first; uncommitted writes raise :class:`OpenWritesError` instead of
-    being committed or lost."""
+    being committed or lost.
+
+    ``run`` says who runs the sync and why (a job on the queue, or this process), for the
+    ``sync_runs`` row written with its outcome."""
     started = time.perf_counter()
+    run = run or SyncRun.here()
     summary = SyncSummary(source.name)
     limits = limits or SourceLimits()
     _end_read_transaction(store)
@@ -112,7 +118,7 @@ def sync_source(
                         oids = batch.oids()
                 snapshot = source_reader.publication(oids)
             except RosettaError as exc:
-                return _failed(store, source, summary, log, exc)
+                return _failed(store, source, summary, log, exc, run, started)
             summary.publication_exists = snapshot.publication_exists
             summary.slot_exists = snapshot.slot_exists
             set_source_flags(store, source.id, snapshot.publication_exists, snapshot.slot_exists)
@@ -127,6 +133,8 @@ def sync_source(
                     source.id,
                     SyncStatus.PUBLICATION_MISSING,
                     f"publication {source.publication_name!r} does not exist",
+                    _finished(summary, started),
+                    run,
                 )
                 return summary
             # Read.
@@ -137,7 +145,7 @@ def sync_source(
                 read = _by_key(source_reader.columns(the_plan.to_read))
                 source_reader.end_snapshot()
             except RosettaError as exc:
-                return _failed(store, source, summary, log, exc)
+                return _failed(store, source, summary, log, exc, run, started)
             details = _details(store, [row.id for row, _ in the_plan.compare])
             # Decide, then write.
             decisions = reconcile.decide(the_plan, read, details)
@@ -159,7 +167,14 @@ def sync_source(
             if batch is not None:
                 _record_capture(store, source.id, batch.snapshot, batch.last_event_at, None)
                 summary.captured_events = len(batch.events)
-            record_sync(store, source.id, summary.status, summary.failure_text())
+            record_sync(
+                store,
+                source.id,
+                summary.status,
+                summary.failure_text(),
+                _finished(summary, started),
+                run,
+            )
         if capture.enabled and not woken and source_reader is not None:
             source_reader.prune_events(limits.capture_retention_days)
     finally:
@@ -219,12 +234,24 @@ def _end_read_transaction(store: Conn) -> None:
 
 
 def _failed(
-    store: Conn, source: Source, summary: SyncSummary, log: logs.Pending, exc: RosettaError
+    store: Conn,
+    source: Source,
+    summary: SyncSummary,
+    log: logs.Pending,
+    exc: RosettaError,
+    run: SyncRun,
+    started: float,
 ) -> SyncSummary:
     summary.error = exc.message
     log.error("Sync of source %s failed: %s", logs.safe(source.name), exc.message)
-    record_sync(store, source.id, SyncStatus.FAILED, exc.message)
+    record_sync(store, source.id, SyncStatus.FAILED, exc.message, _finished(summary, started), run)
     return summary
+
+
+def _finished(summary: SyncSummary, started: float) -> dict[str, Any]:
+    """The summary as stored with the sync's outcome (its duration so far)."""
+    summary.duration = time.perf_counter() - started
+    return summary.to_json()
 
 
 def _tracked(

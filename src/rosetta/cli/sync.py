@@ -85,3 +85,44 @@ def monitor(
         mon.run_forever(stop)
     finally:
         dispatcher.stop()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            max=64,
+            help="Syncs run at once (default ROSETTA_WORKER_CONCURRENCY, 4).",
+        ),
+    ] = None,
+    no_schedule: Annotated[
+        bool,
+        typer.Option(
+            "--no-schedule",
+            help="Only run sync jobs; leave deferring them to the workers that run the "
+            "scheduler (by default every worker does: each source is still deferred once per "
+            "interval).",
+        ),
+    ] = False,
+) -> None:
+    """Run sync jobs from the queue in the store, with any number of other workers on any
+    number of machines (each source synced once per interval, by one of them)."""
+    import signal
+
+    from rosetta.queue.options import QueueOptions
+    from rosetta.queue.worker import Worker
+
+    ctx = context()
+    ctx.logging()
+    ctx.store().close()  # fail fast, in one line, if the store is unreachable or not migrated
+    options = QueueOptions.from_settings(
+        ctx.settings, concurrency=concurrency, schedule=not no_schedule
+    )
+    runner = Worker(ctx.store_url, ctx.box(), ctx.limits(), options)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: runner.stop(timeout=0))
+    runner.run()

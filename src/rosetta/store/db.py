@@ -20,7 +20,7 @@ def _migrations_dir() -> Path:
 
 def migration_ids() -> list[str]:
     """The migrations this version of Rosetta ships, in order."""
-    return sorted(p.stem for p in _migrations_dir().glob("*.sql"))
+    return sorted(p.stem for p in _migrations_dir().iterdir() if p.suffix in (".sql", ".py"))
 
 
 def connect(url: str, *, autocommit: bool = False, check: bool = True) -> psycopg.Connection[Any]:

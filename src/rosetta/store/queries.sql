@@ -44,13 +44,23 @@ WHERE id = %(id)s
       IS DISTINCT FROM (%(is_publication_enabled)s, %(is_replication_enabled)s)
 
 -- name: record_sync
-UPDATE sources
-SET last_sync_at = now(), last_sync_status = %(status)s, last_sync_error = %(error)s,
-    last_success_at = CASE WHEN %(status)s IN ('ok', 'partial') THEN now()
-                           ELSE last_success_at END,
-    sync_failures_total = sync_failures_total
-                          + CASE WHEN %(status)s IN ('failed', 'partial') THEN 1 ELSE 0 END
-WHERE id = %(id)s
+-- The outcome of one sync, on the source and as a row of sync_runs, in the sync's transaction.
+WITH source AS (
+    UPDATE sources
+    SET last_sync_at = now(), last_sync_status = %(status)s, last_sync_error = %(error)s,
+        last_success_at = CASE WHEN %(status)s IN ('ok', 'partial') THEN now()
+                               ELSE last_success_at END,
+        sync_failures_total = sync_failures_total
+                              + CASE WHEN %(status)s IN ('failed', 'partial') THEN 1 ELSE 0 END,
+        last_sync_by = %(worker)s
+    WHERE id = %(id)s
+    RETURNING id
+)
+INSERT INTO sync_runs (source_id, job_id, worker, reason, attempt, deferred_at, started_at,
+                       finished_at, status, error, summary)
+SELECT id, %(job_id)s, %(worker)s, %(reason)s, %(attempt)s, %(deferred_at)s, now(),
+       clock_timestamp(), %(status)s, %(error)s, %(summary)s
+FROM source
 
 -- name: lock_source
 -- One sync of a source at a time across every process sharing the store.

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from rosetta import sqlfile
 from rosetta.errors import SourceNotFoundError, TableNotFoundError
+from rosetta.summary import SyncRun
 from rosetta.uow import map_store_errors
 
 Conn = psycopg.Connection[Any]
@@ -48,6 +49,11 @@ class Source:
     capture_last_event_at: datetime | None = None
     capture_error: str | None = None
     capture_listener_at: datetime | None = None
+    # Syncs on the job queue (rosetta.queue): the source's own interval (None: the default),
+    # when the scheduler next defers its sync, and who ran the last one.
+    sync_interval_seconds: float | None = None
+    next_sync_at: datetime | None = None
+    last_sync_by: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Source:
@@ -137,8 +143,29 @@ def set_source_flags(conn: Conn, source_id: int, publication: bool, replication:
     return cur.rowcount > 0
 
 
-def record_sync(conn: Conn, source_id: int, status: str, error: str | None) -> None:
-    conn.execute(QUERIES["record_sync"], {"id": source_id, "status": status, "error": error})
+def record_sync(
+    conn: Conn,
+    source_id: int,
+    status: str,
+    error: str | None,
+    summary: dict[str, Any],
+    run: SyncRun,
+) -> None:
+    """The sync's outcome on the source, and its row in ``sync_runs``."""
+    conn.execute(
+        QUERIES["record_sync"],
+        {
+            "id": source_id,
+            "status": status,
+            "error": error,
+            "summary": Jsonb(summary),
+            "worker": run.worker,
+            "reason": run.reason,
+            "job_id": run.job_id,
+            "attempt": run.attempt,
+            "deferred_at": run.deferred_at,
+        },
+    )
 
 
 # --- tables and history --------------------------------------------------------------------

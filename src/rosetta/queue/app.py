@@ -1,0 +1,236 @@
+"""A worker's procrastinate app: its connection to the queue, and the two tasks it runs.
+
+- ``rosetta.sync_source`` syncs one source (:func:`rosetta.sync.sync_source`) on a store
+  connection of the worker's own pool, and records who ran it and why (``sync_runs``). A source
+  removed while its job waited ends the job cleanly; a sync that fails (the source or the store
+  unreachable) is retried with backoff, ``ROSETTA_SYNC_RETRIES`` times; a job procrastinate
+  cannot call (a malformed row) fails once, in one log line, and is not retried.
+- ``rosetta.schedule``, a periodic task ticking every second, defers the due sources' jobs
+  (:mod:`rosetta.queue.scheduler`), hands the jobs of dead workers back to the queue (the
+  library's stalled-job query), and forgets old sync records and failed jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+import psycopg
+from procrastinate.job_context import JobContext
+from psycopg_pool import ConnectionPool
+
+from rosetta.catalog.connection import SourceLimits
+from rosetta.crypto import SecretBox
+from rosetta.errors import RosettaError, SourceNotFoundError, StoreUnavailableError
+from rosetta.queue import SCHEDULE_QUEUE, SCHEDULE_TASK, SYNC_QUEUE, SYNC_TASK, client, scheduler
+from rosetta.queue.options import QUEUE_POOL, QueueOptions
+from rosetta.store import repository
+from rosetta.store.repository import QUERIES
+from rosetta.summary import SyncRun, SyncSummary, process_name
+from rosetta.sync import sync_source
+from rosetta.uow import map_store_errors
+
+log = logging.getLogger("rosetta.queue")
+
+
+class SyncFailed(RosettaError):
+    """A sync job whose sync failed: the job is retried (the sync already said why)."""
+
+
+class Runtime:
+    """What the tasks of one worker process share: the store pool of its syncs, the key to the
+    source passwords, the source limits, its name; and, for `rosetta monitor`, a hook told of
+    every sync it ran."""
+
+    def __init__(
+        self,
+        store_url: str,
+        box: SecretBox,
+        limits: SourceLimits,
+        options: QueueOptions,
+        *,
+        on_sync: Callable[[SyncSummary], None] | None = None,
+    ) -> None:
+        self.store_url = store_url
+        self.box = box
+        self.limits = limits
+        self.options = options
+        self.on_sync = on_sync
+        self.name = process_name()
+        self.named: set[int] = set()
+        self.ticks = 0
+        self.lock = threading.Lock()
+        self.pool = ConnectionPool(
+            store_url,
+            min_size=0,
+            max_size=options.concurrency + 1,
+            kwargs={"connect_timeout": 10, "application_name": "rosetta-worker"},
+            timeout=30,
+            check=ConnectionPool.check_connection,
+            open=False,
+        )
+
+    def open(self) -> None:
+        self.pool.open()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # --- rosetta.sync_source ----------------------------------------------------------------
+
+    def sync(
+        self,
+        context: JobContext,
+        source_id: int,
+        reason: str,
+        full: bool,
+        woken_at: float | None,
+        deferred_at: str | None,
+    ) -> None:
+        job = context.job
+        run = SyncRun(
+            self.name,
+            reason,
+            job.id,
+            job.attempts,
+            datetime.fromisoformat(deferred_at) if deferred_at else None,
+        )
+        with (
+            map_store_errors(during=f"sync job {job.id}"),
+            self.pool.connection() as store,
+        ):
+            self._name_worker(store, job.worker_id)
+            try:
+                source = repository.source_by_id(store, source_id)
+            except SourceNotFoundError:
+                store.rollback()
+                log.info("Sync job %s: source %d was removed: nothing to sync", job.id, source_id)
+                return
+            store.rollback()
+            summary = sync_source(
+                store,
+                source,
+                self.box,
+                limits=self.limits,
+                full=full,
+                woken=reason == "capture",
+                run=run,
+            )
+            if woken_at is not None and summary.error is None:
+                # From the notification (the listener's clock) to this sync's commit.
+                store.execute(
+                    QUERIES["capture_latency"],
+                    {"id": source.id, "seconds": max(0.0, time.time() - woken_at)},
+                )
+                store.commit()
+        if self.on_sync is not None:
+            self.on_sync(summary)
+        if summary.error is not None:
+            raise SyncFailed(f"sync of source {source.name!r} failed: {summary.error}")
+
+    def _name_worker(self, store: psycopg.Connection[Any], worker_id: int | None) -> None:
+        """Give procrastinate's worker id Rosetta's name for it, once per worker."""
+        if worker_id is None or worker_id in self.named:
+            return
+        store.execute(
+            client.QUERIES["name_worker"],
+            {
+                "worker_id": worker_id,
+                "name": self.name,
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "concurrency": self.options.concurrency,
+            },
+        )
+        store.commit()
+        self.named.add(worker_id)
+
+    # --- rosetta.schedule ----------------------------------------------------------------------
+
+    def tick_in_thread(self) -> None:
+        """One tick's work on the store: defer the due sources' jobs; now and then, forget
+        old sync records."""
+        with map_store_errors(during="the scheduler's tick"):
+            with self.pool.connection() as store:
+                deferred = scheduler.schedule_due(store, self.options.default_interval)
+                if deferred:
+                    log.debug("Scheduler deferred the syncs of %d sources", len(deferred))
+                if self.ticks % 600 == 0:
+                    scheduler.prune(store, self.options.retention_hours)
+        self.ticks += 1
+
+    async def tick(self, app: procrastinate.App) -> None:
+        await asyncio.to_thread(self.tick_in_thread)
+        if self.ticks % max(1, round(self.options.heartbeat)) == 1:
+            await self.retry_stalled(app)
+        if self.ticks % 3600 == 1:
+            await app.job_manager.delete_old_jobs(
+                nb_hours=max(1, round(self.options.retention_hours)), include_failed=True
+            )
+
+    async def retry_stalled(self, app: procrastinate.App) -> None:
+        """Hand the jobs of workers that stopped sending heartbeats back to the queue."""
+        stalled = await app.job_manager.get_stalled_jobs(
+            seconds_since_heartbeat=self.options.stalled_after
+        )
+        for job in stalled:
+            log.warning(
+                "Sync job %s was running on a worker that stopped (no heartbeat for %gs): "
+                "queued again",
+                job.id,
+                self.options.stalled_after,
+            )
+            await app.job_manager.retry_job(job)
+
+
+def build_app(store_url: str, runtime: Runtime) -> procrastinate.App:
+    """The procrastinate app of a worker: the queue's pool on the store, and the tasks."""
+    options = runtime.options
+    connector = procrastinate.PsycopgConnector(
+        conninfo=store_url,
+        min_size=1,
+        max_size=QUEUE_POOL,
+        timeout=30,
+        kwargs={"connect_timeout": 10, "application_name": "rosetta-queue"},
+    )
+    app = procrastinate.App(connector=connector)
+    retry = procrastinate.RetryStrategy(
+        max_attempts=options.retries,
+        exponential_wait=2,
+        retry_exceptions={SyncFailed, StoreUnavailableError},
+    )
+
+    @app.task(name=SYNC_TASK, queue=SYNC_QUEUE, pass_context=True, retry=retry)
+    def sync_source_task(
+        context: JobContext,
+        source_id: int,
+        reason: str = "schedule",
+        full: bool = False,
+        woken_at: float | None = None,
+        deferred_at: str | None = None,
+    ) -> None:
+        runtime.sync(context, source_id, reason, full, woken_at, deferred_at)
+
+    if options.schedule:
+        tick = options.tick
+
+        @app.periodic(cron=f"* * * * * */{tick}" if tick > 1 else "* * * * * *")
+        @app.task(
+            name=SCHEDULE_TASK,
+            queue=SCHEDULE_QUEUE,
+            pass_context=True,
+            lock=SCHEDULE_TASK,
+            queueing_lock=SCHEDULE_TASK,
+        )
+        async def schedule_task(context: JobContext, timestamp: int) -> None:
+            await runtime.tick(context.app)
+
+    return app

@@ -1,0 +1,47 @@
+"""The scheduler: every tick, defer a sync job for each source whose interval has come.
+
+A source is due when its ``next_sync_at`` has passed (or was never set). One statement claims
+the due sources that have no job waiting or running and moves their ``next_sync_at`` one
+interval on; their jobs are deferred in the same transaction. Any number of schedulers may run
+(procrastinate defers each periodic tick once anyway): the claim's row locks make sure a source
+is deferred once per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rosetta.queue import client, source_lock
+from rosetta.store.repository import Conn
+
+log = logging.getLogger("rosetta.queue")
+
+BATCH = 1000
+"""Sources claimed and deferred per transaction."""
+
+
+def schedule_due(store: Conn, default_interval: float, reason: str = "schedule") -> list[int]:
+    """Defer the jobs of every due source; the ids of the sources deferred. Commits each batch."""
+    scheduled: list[int] = []
+    while True:
+        with store.transaction():
+            rows = store.execute(
+                client.QUERIES["claim_due"],
+                {
+                    "prefix": source_lock(0)[:-1],
+                    "default_interval": default_interval,
+                    "limit": BATCH,
+                },
+            ).fetchall()
+            ids = [int(row[0]) for row in rows]
+            client.defer_syncs(store, ids, reason)
+        scheduled.extend(ids)
+        if len(ids) < BATCH:
+            return scheduled
+
+
+def prune(store: Conn, retention_hours: float) -> int:
+    """Forget sync records older than the retention; how many went."""
+    with store.transaction():
+        cur = store.execute(client.QUERIES["prune_runs"], {"seconds": retention_hours * 3600})
+    return cur.rowcount

@@ -1,0 +1,150 @@
+"""Running a worker until told to stop: `rosetta worker` in the foreground, or a thread of
+`rosetta monitor` and `rosetta serve`.
+
+procrastinate's worker stops when it loses the store (its fetch or a side task fails); this
+loop then opens the app again with backoff, so a store restart costs the time it takes and
+nothing else. Jobs that were running when the connection went are retried by the scheduler
+once the old worker's heartbeat is stale (:meth:`rosetta.queue.app.Runtime.retry_stalled`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from rosetta.catalog.connection import SourceLimits
+from rosetta.crypto import SecretBox
+from rosetta.queue import SCHEDULE_QUEUE, SYNC_QUEUE
+from rosetta.queue.app import Runtime, build_app
+from rosetta.queue.options import QueueOptions
+
+log = logging.getLogger("rosetta.queue")
+
+MAX_BACKOFF = 30.0
+
+
+class _OneLine(logging.Filter):
+    """procrastinate logs a failed job with its traceback; Rosetta says it in one line (the
+    sync already logged why it failed)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_procrastinate() -> None:
+    """procrastinate's own lines at WARNING and above, each on one line."""
+    logger = logging.getLogger("procrastinate")
+    logger.setLevel(logging.WARNING)
+    if not any(isinstance(f, _OneLine) for f in logger.filters):
+        logger.addFilter(_OneLine())
+    for name in ("procrastinate.worker", "procrastinate.periodic", "procrastinate.manager"):
+        sub = logging.getLogger(name)
+        if not any(isinstance(f, _OneLine) for f in sub.filters):
+            sub.addFilter(_OneLine())
+
+
+class Worker:
+    """One worker process's loop over procrastinate's worker. ``stop()`` may be called from
+    any thread; running jobs finish first."""
+
+    def __init__(
+        self,
+        store_url: str,
+        box: SecretBox,
+        limits: SourceLimits,
+        options: QueueOptions,
+        *,
+        runtime: Runtime | None = None,
+    ) -> None:
+        self.store_url = store_url
+        self.options = options
+        self.runtime = runtime or Runtime(store_url, box, limits, options)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.stopping = threading.Event()
+        self.started = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Work until :meth:`stop` (blocks)."""
+        quiet_procrastinate()
+        self.runtime.open()
+        try:
+            asyncio.run(self._main())
+        finally:
+            self.runtime.close()
+
+    def start(self) -> None:
+        """Work in a thread of this process."""
+        self.thread = threading.Thread(target=self.run, name="rosetta-worker", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        loop, task = self.loop, self.task
+        if loop is not None and task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        queues = [SYNC_QUEUE, SCHEDULE_QUEUE] if self.options.schedule else [SYNC_QUEUE]
+        failures = 0
+        while not self.stopping.is_set():
+            app = build_app(self.store_url, self.runtime)
+            self.task = asyncio.current_task()
+            try:
+                async with app.open_async():
+                    if failures:
+                        log.info("Worker %s reconnected to the store", self.runtime.name)
+                    failures = 0
+                    log.info(
+                        "Worker %s started: %d syncs at a time%s",
+                        self.runtime.name,
+                        self.options.concurrency,
+                        ", with the scheduler" if self.options.schedule else "",
+                    )
+                    self.started.set()
+                    await app.run_worker_async(
+                        queues=queues,
+                        name=self.runtime.name,
+                        concurrency=self.options.concurrency,
+                        install_signal_handlers=False,
+                        update_heartbeat_interval=self.options.heartbeat,
+                        stalled_worker_timeout=self.options.stalled_after,
+                        delete_jobs="successful",
+                        fetch_job_polling_interval=1.0,
+                        shutdown_graceful_timeout=60.0,
+                    )
+                if self.stopping.is_set():
+                    break
+                raise RuntimeError("the worker stopped")
+            except asyncio.CancelledError:
+                if self.stopping.is_set():
+                    break
+                raise
+            except Exception as exc:
+                if self.stopping.is_set():
+                    break
+                failures += 1
+                wait = min(MAX_BACKOFF, 0.5 * 2**failures)
+                log.warning(
+                    "Worker %s lost the store (%s): reconnecting in %.1fs",
+                    self.runtime.name,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    wait,
+                )
+                try:
+                    await asyncio.sleep(wait)
+                except asyncio.CancelledError:
+                    break
+        log.info("Worker %s stopped", self.runtime.name)
