@@ -1,4 +1,13 @@
-"""The schema monitor: every interval, sync every source, a few at a time."""
+"""The schema monitor: `rosetta monitor` and the monitor inside `rosetta serve`.
+
+One cycle (``run_cycle``, `rosetta monitor --once`) syncs every source in this process, a few at
+a time. Running for good (``run_forever``), the monitor is the one-process mode of the job queue
+(:mod:`rosetta.queue`): a worker in a thread of its own runs the scheduler and the sync jobs
+(with any other `rosetta worker` sharing the store), the capture listener defers a job per
+notification, and every interval the monitor reports the syncs recorded in it (a "cycle": the
+log line, the heartbeat, ``last``). Its first cycle waits for the sources that were due when it
+started, so a fresh monitor reports them at once.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +28,8 @@ from rosetta.capture.listener import Listener
 from rosetta.catalog.connection import SourceLimits
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, StoreUnavailableError
+from rosetta.queue.options import QueueOptions
+from rosetta.queue.worker import Worker
 from rosetta.store import db, repository
 from rosetta.store.repository import QUERIES, Source
 from rosetta.summary import SyncSummary
@@ -75,6 +86,7 @@ class Monitor:
         concurrency: int = 4,
         limits: SourceLimits | None = None,
         full_every: int = 60,
+        queue: QueueOptions | None = None,
     ) -> None:
         self.store_url = store_url
         self.box = box
@@ -88,6 +100,12 @@ class Monitor:
         self.running_since: datetime | None = None
         self.cycle_started_at: datetime | None = None
         self.listener = Listener(store_url, box, limits=self.limits, concurrency=concurrency)
+        self.queue = replace(
+            queue or QueueOptions(),
+            concurrency=concurrency,
+            default_interval=interval,
+            full_every=full_every,
+        )
 
     def _sync_one(self, source: Source, full: bool = False) -> SyncSummary:
         store = db.connect(self.store_url, check=False)
@@ -151,6 +169,10 @@ class Monitor:
             log.error("Schema monitoring cycle failed: %s", exc.message)
             raise
         self.last = result
+        self._log_cycle(result)
+        return result
+
+    def _log_cycle(self, result: CycleResult) -> None:
         log.info(
             "Schema monitoring cycle completed in %.2fs: %d sources (%d failed), tables: "
             "%d added, %d healed, %d changed, %d removed, %d skipped, %d failed",
@@ -164,27 +186,113 @@ class Monitor:
             result.count("skipped"),
             result.count("failed"),
         )
-        return result
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Cycle until ``stop`` is set; a failing store is logged and retried next cycle. The
-        capture listener runs beside the cycles, syncing a captured source as its DDL commits."""
+        """Run a worker (with the scheduler) and the capture listener until ``stop`` is set,
+        reporting a cycle every interval; a failing store is logged and retried."""
         self.running_since = datetime.now(UTC)
         log.info(
             "Schema monitor started: every %gs, %d sources at a time",
             self.interval,
             self.concurrency,
         )
+        began = time.monotonic()
+        due: list[int] | None = None
+        try:
+            due = self._start_cycle()
+        except RosettaError as exc:
+            log.error("Schema monitoring cycle failed: %s", exc.message)
+        worker = Worker(self.store_url, self.box, self.limits, self.queue)
+        worker.start()
+        self.listener.defer = True
         listening = threading.Thread(
             target=self.listener.run, args=(stop,), name="rosetta-capture-listener", daemon=True
         )
         listening.start()
-        while not stop.is_set():
-            began = time.monotonic()
+        try:
+            while not stop.is_set():
+                deadline = began + self.interval
+                if due is not None:
+                    self._wait_for(due, deadline, stop)
+                else:
+                    stop.wait(max(0.0, deadline - time.monotonic()))
+                if stop.is_set():
+                    break
+                try:
+                    self._finish_cycle(time.monotonic() - began)
+                except RosettaError as exc:
+                    log.error("Schema monitoring cycle failed: %s", exc.message)
+                stop.wait(max(0.0, began + self.interval - time.monotonic()))
+                began = time.monotonic()
+                due = None
+                try:
+                    self._start_cycle()
+                except RosettaError as exc:
+                    log.error("Schema monitoring cycle failed: %s", exc.message)
+        finally:
+            worker.stop()
+            listening.join(timeout=30)
+            log.info("Schema monitor stopped")
+
+    def _start_cycle(self) -> list[int]:
+        """Say a cycle starts (the heartbeat); the sources due now."""
+        self.cycles += 1
+        store = db.connect(self.store_url, autocommit=True)
+        try:
+            row = store.execute(
+                QUERIES["heartbeat_start"] + " RETURNING last_cycle_started_at",
+                {
+                    "monitor_id": self.monitor_id,
+                    "hostname": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "interval": self.interval,
+                },
+            ).fetchone()
+            assert row is not None
+            self.cycle_started_at = row[0]
+            return [int(r[0]) for r in store.execute(QUERIES["sources_due"])]
+        finally:
+            store.close()
+
+    def _wait_for(self, due: list[int], deadline: float, stop: threading.Event) -> None:
+        """Wait until every source of ``due`` has a sync recorded in this cycle (or the
+        cycle's time is up)."""
+        pending = set(due)
+        while pending and not stop.is_set() and time.monotonic() < deadline:
             try:
-                self.run_cycle()
+                store = db.connect(self.store_url, autocommit=True)
+                try:
+                    done = store.execute(
+                        QUERIES["synced_since"],
+                        {"ids": list(pending), "since": self.cycle_started_at},
+                    )
+                    pending -= {int(r[0]) for r in done}
+                finally:
+                    store.close()
             except RosettaError:
                 pass
-            stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
-        listening.join(timeout=30)
-        log.info("Schema monitor stopped")
+            if pending:
+                stop.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _finish_cycle(self, duration: float) -> CycleResult:
+        """Report the syncs recorded since the cycle started, by any worker."""
+        started = self.cycle_started_at or datetime.now(UTC)
+        result = CycleResult(started, duration)
+        store = db.connect(self.store_url, autocommit=True)
+        try:
+            rows = store.execute(QUERIES["runs_since"], {"since": started}).fetchall()
+            result.summaries = [SyncSummary.from_json(r[0]) for r in rows]
+            store.execute(
+                QUERIES["heartbeat_finish"],
+                {
+                    "monitor_id": self.monitor_id,
+                    "duration": result.duration,
+                    "outcome": result.outcome,
+                    "summary": Jsonb(result.to_json()),
+                },
+            )
+        finally:
+            store.close()
+        self.last = result
+        self._log_cycle(result)
+        return result

@@ -9,6 +9,10 @@ notification itself carries nothing the sync needs: a notification lost with a d
 connection loses nothing. After a dropped connection (a restart of the source,
 ``pg_terminate_backend``) the listener reconnects with backoff and syncs the source at once,
 which catches up on what happened meanwhile. The periodic monitor stays the safety net.
+
+In `rosetta monitor` and `rosetta serve` (``defer``), the listener does not sync: it defers a
+sync job of the source on the queue (:mod:`rosetta.queue`), which a worker runs at once; the
+job's queueing lock coalesces a burst into one waiting job per source.
 """
 
 from __future__ import annotations
@@ -64,12 +68,15 @@ class Listener:
         limits: SourceLimits | None = None,
         concurrency: int = 4,
         refresh: float = 15.0,
+        defer: bool = False,
     ) -> None:
         self.store_url = store_url
         self.box = box
         self.limits = limits or SourceLimits()
         self.concurrency = concurrency
         self.refresh = refresh
+        self.defer = defer
+        """Defer a sync job per notification (a worker runs it) instead of syncing here."""
         self.sources: dict[int, _Listening] = {}
         self.lock = threading.Lock()
         self.local = threading.local()
@@ -221,23 +228,11 @@ class Listener:
                 woken_at, item.woken_at = item.woken_at, []
             try:
                 store = self._store()
-                source = repository.source_by_id(store, item.source.id)
-                store.rollback()
-                summary = sync_source(store, source, self.box, limits=self.limits, woken=True)
-                self.syncs += 1
-                if summary.error is None and woken_at:
-                    # From the earliest notification this sync answers to its commit.
-                    seconds = time.monotonic() - min(woken_at)
-                    store.execute(QUERIES["capture_latency"], {"id": source.id, "seconds": seconds})
-                    store.commit()
-                if summary.error is None and summary.wrote_anything:
-                    log.info(
-                        "Captured DDL on source %s synced in %.0f ms (%d events)",
-                        source.name,
-                        summary.duration * 1000,
-                        summary.captured_events,
-                        extra={"source": source.name},
-                    )
+                if self.defer:
+                    if woken_at:
+                        self._defer(store, item.source.id, min(woken_at))
+                else:
+                    self._sync_here(store, item, woken_at)
             except (RosettaError, psycopg.Error) as exc:
                 self._drop_store()
                 log.error(
@@ -251,6 +246,38 @@ class Listener:
                     item.running = False
                     return
                 item.again = False
+
+    def _sync_here(
+        self, store: psycopg.Connection[Any], item: _Listening, woken_at: list[float]
+    ) -> None:
+        """Sync the source in this thread (no worker: a listener on its own, as in the tests)."""
+        source = repository.source_by_id(store, item.source.id)
+        store.rollback()
+        summary = sync_source(store, source, self.box, limits=self.limits, woken=True)
+        self.syncs += 1
+        if summary.error is None and woken_at:
+            # From the earliest notification this sync answers to its commit.
+            seconds = time.monotonic() - min(woken_at)
+            store.execute(QUERIES["capture_latency"], {"id": source.id, "seconds": seconds})
+            store.commit()
+        if summary.error is None and summary.wrote_anything:
+            log.info(
+                "Captured DDL on source %s synced in %.0f ms (%d events)",
+                source.name,
+                summary.duration * 1000,
+                summary.captured_events,
+                extra={"source": source.name},
+            )
+
+    def _defer(self, store: psycopg.Connection[Any], source_id: int, woken: float) -> None:
+        """Defer a sync job of the source (none if one already waits: it will read these events
+        too), stamped with the wall-clock time of the earliest notification it answers."""
+        from rosetta.queue import client
+
+        woken_at = time.time() - (time.monotonic() - woken)
+        client.defer_sync(store, source_id, "capture", woken_at=woken_at)
+        store.commit()
+        self.syncs += 1
 
     def _store(self) -> psycopg.Connection[Any]:
         """This thread's store connection, kept between syncs."""

@@ -53,11 +53,13 @@ def monitor(
         ),
     ] = None,
 ) -> None:
-    """Watch every source: a sync cycle every interval (default 60 s)."""
+    """Watch every source: sync each one every interval (default 60 s), in this process (a
+    scheduler and a worker; with --once, one cycle now); `rosetta worker`s may share the work."""
     import signal
     import threading
 
     from rosetta.monitor import Monitor
+    from rosetta.queue.options import QueueOptions
 
     ctx = context()
     ctx.logging()
@@ -70,6 +72,7 @@ def monitor(
         concurrency=ctx.settings.monitor_concurrency,
         full_every=ctx.settings.monitor_full_every,
         limits=ctx.limits(),
+        queue=QueueOptions.from_settings(ctx.settings),
     )
     if once:
         mon.run_cycle()

@@ -160,7 +160,9 @@ class Runtime:
         old sync records."""
         with map_store_errors(during="the scheduler's tick"):
             with self.pool.connection() as store:
-                deferred = scheduler.schedule_due(store, self.options.default_interval)
+                deferred = scheduler.schedule_due(
+                    store, self.options.default_interval, self.options.full_every
+                )
                 if deferred:
                     log.debug("Scheduler deferred the syncs of %d sources", len(deferred))
                 if self.ticks % 600 == 0:

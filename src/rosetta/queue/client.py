@@ -9,7 +9,7 @@ does.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,22 +45,32 @@ def sync_job(source_id: int, reason: str, **kwargs: Any) -> jobs.Job:
     )
 
 
-def defer_syncs(store: Conn, source_ids: Sequence[int], reason: str) -> int:
-    """Defer one sync job per source, in the caller's transaction; a source whose job already
-    waits keeps that one. Returns how many jobs were deferred."""
+def defer_syncs(
+    store: Conn, source_ids: Sequence[int], reason: str, full: Collection[int] = ()
+) -> int:
+    """Defer one sync job per source (a full compare for those in ``full``), in the caller's
+    transaction; a source whose job already waits keeps that one. Returns how many jobs were
+    deferred."""
     if not source_ids:
         return 0
     try:
         with store.transaction():
-            _JOBS.batch_defer_jobs([sync_job(i, reason) for i in source_ids], connection=store)
+            _JOBS.batch_defer_jobs(
+                [_job(i, reason, i in full) for i in source_ids], connection=store
+            )
         return len(source_ids)
     except exceptions.AlreadyEnqueued:
         pass
     deferred = 0
     for source_id in source_ids:
-        if defer_sync(store, source_id, reason) is not None:
+        extra = {"full": True} if source_id in full else {}
+        if defer_sync(store, source_id, reason, **extra) is not None:
             deferred += 1
     return deferred
+
+
+def _job(source_id: int, reason: str, full: bool) -> jobs.Job:
+    return sync_job(source_id, reason, full=True) if full else sync_job(source_id, reason)
 
 
 def defer_sync(store: Conn, source_id: int, reason: str, **kwargs: Any) -> int | None:

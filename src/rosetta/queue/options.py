@@ -24,6 +24,9 @@ class QueueOptions:
     """Whether the worker also runs the scheduler's ticks."""
     tick: int = 1
     """Seconds between two ticks of the scheduler (a divisor of 60)."""
+    full_every: int = 60
+    """Every Nth interval of a source, its scheduled sync compares every table's columns (0:
+    never); sources take their turns at different intervals."""
 
     @property
     def stalled_after(self) -> float:
@@ -45,6 +48,7 @@ class QueueOptions:
             "retention_hours": float(settings.sync_runs_retention_hours),
             "default_interval": float(settings.monitor_interval),
             "refresh_timeout": float(settings.refresh_timeout),
+            "full_every": int(settings.monitor_full_every),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -10,6 +10,7 @@ is deferred once per interval.
 from __future__ import annotations
 
 import logging
+import time
 
 from rosetta.queue import client, source_lock
 from rosetta.store.repository import Conn
@@ -20,8 +21,13 @@ BATCH = 1000
 """Sources claimed and deferred per transaction."""
 
 
-def schedule_due(store: Conn, default_interval: float, reason: str = "schedule") -> list[int]:
-    """Defer the jobs of every due source; the ids of the sources deferred. Commits each batch."""
+def schedule_due(
+    store: Conn, default_interval: float, full_every: int = 0, reason: str = "schedule"
+) -> list[int]:
+    """Defer the jobs of every due source; the ids of the sources deferred. Commits each batch.
+
+    With ``full_every``, one scheduled sync in ``full_every`` of each source compares every
+    table's columns (the sources take their turns in different intervals, by id)."""
     scheduled: list[int] = []
     while True:
         with store.transaction():
@@ -34,7 +40,9 @@ def schedule_due(store: Conn, default_interval: float, reason: str = "schedule")
                 },
             ).fetchall()
             ids = [int(row[0]) for row in rows]
-            client.defer_syncs(store, ids, reason)
+            turn = int(time.time() // default_interval)
+            full = {i for i in ids if full_every > 0 and (turn + i) % full_every == 0}
+            client.defer_syncs(store, ids, reason, full=full)
         scheduled.extend(ids)
         if len(ids) < BATCH:
             return scheduled

@@ -230,6 +230,18 @@ SET last_cycle_finished_at = now(), last_cycle_duration_seconds = %(duration)s,
     last_cycle_outcome = %(outcome)s, last_cycle_summary = %(summary)s
 WHERE monitor_id = %(monitor_id)s
 
+-- name: sources_due
+-- The sources whose sync is due now (a monitor's first cycle waits for them).
+SELECT id FROM sources WHERE next_sync_at IS NULL OR next_sync_at <= now()
+
+-- name: synced_since
+SELECT DISTINCT source_id FROM sync_runs
+WHERE source_id = ANY(%(ids)s) AND started_at >= %(since)s
+
+-- name: runs_since
+-- The syncs recorded since a cycle started, by any worker or process.
+SELECT summary FROM sync_runs WHERE finished_at >= %(since)s ORDER BY id
+
 -- name: latest_heartbeat
 SELECT * FROM monitor_heartbeats ORDER BY last_cycle_started_at DESC NULLS LAST LIMIT 1
 
