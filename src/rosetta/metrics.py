@@ -1,14 +1,26 @@
-"""Prometheus metrics, read from the store at scrape time so every process's work counts."""
+"""Prometheus metrics, read from the store at scrape time so every process's work counts; and
+the job queue's state as the metrics, ``/health`` and ``rosetta doctor`` show it (its
+workers and the jobs waiting), read by one query each."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
+from psycopg.rows import class_row, dict_row
 
 from rosetta import liveness, sqlfile
+from rosetta.queue import SYNC_QUEUE
+from rosetta.queue.options import QueueOptions
 from rosetta.store.repository import Conn
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -19,10 +31,75 @@ QUERIES = sqlfile.Queries("rosetta.store", "metrics.sql")
 LISTENER_FRESH_SECONDS = 60
 """A listener refreshes ``sources.capture_listener_at`` every 15 s; older than this, it is gone."""
 
+STALLED_AFTER = QueueOptions().stalled_after
+"""When a worker is dead, for a caller that does not pass ``ROSETTA_WORKER_HEARTBEAT_SECONDS``
+(``QueueOptions.from_settings(settings).stalled_after``): three default heartbeats."""
+
+JOB_WINDOW_SECONDS = 900
+"""The sync job times and outcomes cover the jobs that finished in the last 15 minutes."""
+
+QUANTILES = ("0.5", "0.95")
+"""The quantiles of the sync job times (as ``sync_job_times`` computes them)."""
+
+
+@dataclass(frozen=True)
+class QueueWorker:
+    """A worker procrastinate knows, with Rosetta's name for it (None until its first job)."""
+
+    worker_id: int
+    name: str | None
+    hostname: str | None
+    pid: int | None
+    concurrency: int | None
+    last_heartbeat: datetime
+    last_heartbeat_seconds: float
+    heartbeat_age: float
+    alive: bool
+    running: int
+
+    @property
+    def label(self) -> str:
+        """Its name, or procrastinate's id until it has one."""
+        return self.name or f"worker {self.worker_id}"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The sync jobs due to run that no worker has taken, and the oldest one's wait."""
+
+    jobs: int
+    oldest_seconds: float
+
+
+def queue_workers(conn: Conn, stalled_after: float = STALLED_AFTER) -> list[QueueWorker]:
+    """Every worker procrastinate knows, alive or not (``stalled_after``: seconds without a
+    heartbeat after which a worker is dead)."""
+    with conn.cursor(row_factory=class_row(QueueWorker)) as cur:
+        cur.execute(QUERIES["queue_workers"], {"stalled_after": stalled_after})
+        return cur.fetchall()
+
+
+def waiting_jobs(conn: Conn) -> Waiting:
+    with conn.cursor(row_factory=class_row(Waiting)) as cur:
+        cur.execute(QUERIES["queue_waiting"], {"sync_queue": SYNC_QUEUE})
+        row = cur.fetchone()
+    return row if row is not None else Waiting(0, 0.0)
+
+
+def queue_depth(conn: Conn) -> dict[str, dict[str, int]]:
+    """The jobs of each queue by status: ``{queue: {status: jobs}}``."""
+    depth: dict[str, dict[str, int]] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(QUERIES["queue_jobs"], {"sync_queue": SYNC_QUEUE})
+        for row in cur:
+            depth.setdefault(row["queue_name"], {})[row["status"]] = int(row["jobs"])
+    return depth
+
 
 class StoreCollector(Collector):
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, stalled_after: float = STALLED_AFTER) -> None:
         self.conn = conn
+        self.stalled_after = stalled_after
 
     def collect(self) -> Iterator[Metric]:
         conn = self.conn
@@ -131,9 +208,116 @@ class StoreCollector(Collector):
         yield latency
         yield broken
 
+        yield from self.collect_queue()
 
-def render(conn: Conn) -> bytes:
-    """The metrics in Prometheus text format."""
+    def collect_queue(self) -> Iterator[Metric]:
+        """The job queue: its depth, its workers, and the sync jobs of the last minutes."""
+        conn = self.conn
+        jobs = GaugeMetricFamily(
+            "rosetta_queue_jobs",
+            "Jobs in the queue, by queue and status",
+            labels=["queue", "status"],
+        )
+        for queue, statuses in queue_depth(conn).items():
+            for status, count in statuses.items():
+                jobs.add_metric([queue, status], float(count))
+        yield jobs
+
+        waiting = waiting_jobs(conn)
+        yield GaugeMetricFamily(
+            "rosetta_sync_jobs_waiting",
+            "Sync jobs due to run that no worker has taken yet",
+            value=float(waiting.jobs),
+        )
+        yield GaugeMetricFamily(
+            "rosetta_sync_oldest_waiting_job_seconds",
+            "Seconds the oldest sync job due to run has waited for a worker (0: none waits)",
+            value=waiting.oldest_seconds,
+        )
+
+        workers = queue_workers(conn, self.stalled_after)
+        yield GaugeMetricFamily(
+            "rosetta_queue_workers",
+            "Workers the queue knows, alive or not (a worker stopped cleanly is forgotten)",
+            value=float(len(workers)),
+        )
+        yield GaugeMetricFamily(
+            "rosetta_queue_workers_alive",
+            "Workers whose last heartbeat is within three heartbeat intervals",
+            value=float(sum(1 for w in workers if w.alive)),
+        )
+        heartbeat = GaugeMetricFamily(
+            "rosetta_queue_worker_last_heartbeat_timestamp_seconds",
+            "When each worker the queue knows last sent a heartbeat",
+            labels=["worker"],
+        )
+        running = GaugeMetricFamily(
+            "rosetta_queue_worker_running_jobs",
+            "Jobs each worker the queue knows is running now",
+            labels=["worker"],
+        )
+        for w in workers:
+            heartbeat.add_metric([w.label], w.last_heartbeat_seconds)
+            running.add_metric([w.label], float(w.running))
+        yield heartbeat
+        yield running
+
+        window = {"window": JOB_WINDOW_SECONDS}
+        with conn.cursor(row_factory=dict_row) as cur:
+            times = cur.execute(QUERIES["sync_job_times"], window).fetchone()
+            outcomes = cur.execute(QUERIES["sync_job_outcomes"], window).fetchall()
+        assert times is not None  # an aggregate: always one row
+        yield _summary(
+            "rosetta_sync_job_wait_seconds",
+            "Seconds first attempts of sync jobs waited in the queue, deferred to started; over "
+            "the jobs that finished in the last 15 minutes (a gauge: older ones drop out)",
+            times["waited_count"],
+            times["waited_sum"],
+            times["waited_quantiles"],
+        )
+        yield _summary(
+            "rosetta_sync_job_run_seconds",
+            "Seconds sync jobs ran, started to finished; over the jobs that finished in the "
+            "last 15 minutes (a gauge: older ones drop out)",
+            times["jobs"],
+            times["ran_sum"],
+            times["ran_quantiles"],
+        )
+
+        attempts = GaugeMetricFamily(
+            "rosetta_sync_job_attempts",
+            "Sync job attempts that finished in the last 15 minutes, by the sync's status "
+            "(ok, partial, publication_missing, failed)",
+            labels=["status"],
+        )
+        retries = GaugeMetricFamily(
+            "rosetta_sync_job_retries",
+            "Sync job attempts that finished in the last 15 minutes and were retries of a "
+            "failed one",
+        )
+        by_status = {"ok": 0, "failed": 0} | {r["status"]: int(r["attempts"]) for r in outcomes}
+        for status, n in sorted(by_status.items()):
+            attempts.add_metric([status], float(n))
+        retries.add_metric([], float(sum(int(r["retries"]) for r in outcomes)))
+        yield attempts
+        yield retries
+
+
+def _summary(
+    name: str, documentation: str, count: int, total: float, quantiles: list[float] | None
+) -> Metric:
+    """A summary of a window's jobs: count, sum and the ``QUANTILES`` (none without a job)."""
+    family = SummaryMetricFamily(
+        name, documentation, count_value=int(count), sum_value=float(total)
+    )
+    for q, value in zip(QUANTILES, quantiles or [], strict=False):
+        family.add_sample(name, {"quantile": q}, float(value))
+    return family
+
+
+def render(conn: Conn, stalled_after: float = STALLED_AFTER) -> bytes:
+    """The metrics in Prometheus text format (``stalled_after``: seconds without a heartbeat
+    after which a worker is dead, ``QueueOptions.stalled_after``)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(conn))
+    registry.register(StoreCollector(conn, stalled_after))
     return generate_latest(registry)
