@@ -144,3 +144,10 @@ class BusyError(RosettaError):
 
     exit_code = 9
     http_status = 503
+
+
+class RefreshTimeoutError(RosettaError):
+    """No worker finished the sync in time: it still runs; see the source's last sync later."""
+
+    exit_code = 5
+    http_status = 504

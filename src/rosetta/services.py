@@ -2,8 +2,9 @@
 
 The adapters parse their input and render the outcome; the rules live here. These functions
 take a store connection and never commit or roll back: the entry point that opened the unit of
-work ends it (``rosetta.uow``). The one exception is :func:`sync_after`: the sync runs its own
-transaction, so the action before it is ended there, by the unit-of-work module.
+work ends it (``rosetta.uow``). The exceptions are :func:`sync_after` and :func:`refresh`: the
+sync runs its own transaction (or a worker runs it), so the action before it is ended there, by
+the unit-of-work module.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from rosetta.capture.installer import CaptureStatus
 from rosetta.catalog.connection import ConnectionParams, SourceLimits, connect, describe
 from rosetta.catalog.reader import CatalogSnapshot
 from rosetta.crypto import SecretBox
-from rosetta.errors import InvalidInputError, SourceConnectionError
+from rosetta.errors import InvalidInputError, RefreshTimeoutError, SourceConnectionError
 from rosetta.publications import TableName
+from rosetta.queue import client
+from rosetta.queue.options import QueueOptions
 from rosetta.store import repository
 from rosetta.store.repository import QUERIES, Conn, Source
-from rosetta.summary import SyncSummary
+from rosetta.summary import SyncRun, SyncSummary
 from rosetta.sync import connection_params, sync_source
 
 
@@ -60,6 +63,54 @@ def sync_after(store: Conn, source_id: int, box: SecretBox, limits: SourceLimits
     uow.end(store, ok=True)
     source = repository.source_by_id(store, source_id)
     return sync_source(store, source, box, limits=limits)
+
+
+def refresh(
+    store: Conn,
+    box: SecretBox,
+    limits: SourceLimits,
+    source: Source,
+    queue: QueueOptions,
+    *,
+    full: bool = False,
+) -> SyncSummary:
+    """Sync the source now (Refresh, from the CLI, the API and the web) and return its summary.
+
+    When a worker is alive (a `rosetta worker`, or the one inside `rosetta monitor` or
+    `rosetta serve`), the sync is a job on the queue: deferred, then waited for, so it never
+    runs beside a scheduled sync of the source, and the summary says which worker ran it. A job
+    of the source already waiting is waited for instead (it starts after this Refresh, so it
+    sees everything the user just did), and then, for a full compare, one more. With no worker
+    alive the sync runs here, in-process. A worker that does not finish within
+    ``queue.refresh_timeout`` is RefreshTimeoutError (the job still runs)."""
+    uow.end(store, ok=True)
+    if not client.workers_alive(store, queue.stalled_after):
+        store.rollback()
+        return sync_source(
+            store, source, box, limits=limits, full=full, run=SyncRun.here("refresh")
+        )
+    job_id, ours = _queue_refresh(store, source, full)
+    outcome = client.wait_for(store, job_id, queue.refresh_timeout)
+    if outcome.summary is not None and full and not ours:
+        job_id, _ = _queue_refresh(store, source, full)
+        outcome = client.wait_for(store, job_id, queue.refresh_timeout)
+    if outcome.summary is None:
+        raise RefreshTimeoutError(f"refresh of source {source.name!r}: {outcome.problem}")
+    return outcome.summary
+
+
+def _queue_refresh(store: Conn, source: Source, full: bool) -> tuple[int, bool]:
+    """The job a Refresh waits for: a new one, or the one already waiting (then False)."""
+    options = {"full": True} if full else {}
+    for _ in range(3):
+        job_id = client.defer_sync(store, source.id, "refresh", **options)
+        ours = job_id is not None
+        if job_id is None:
+            job_id = client.waiting_job(store, source.id)
+        store.commit()
+        if job_id is not None:
+            return job_id, ours
+    raise RefreshTimeoutError(f"cannot queue a sync of source {source.name!r}: try again")
 
 
 def register_source(

@@ -37,6 +37,8 @@ class SourceInput:
     publication_name: str
     replication_name: str | None = None
     webhook_severity: str = "all"
+    sync_interval_seconds: float | None = None
+    """How often the scheduler syncs the source; None: ROSETTA_MONITOR_INTERVAL."""
 
 
 def validate_name(name: str) -> str:
@@ -52,6 +54,21 @@ def validate_identifier(value: str, what: str) -> str:
     if not value or len(value.encode()) > MAX_IDENTIFIER_BYTES or "\x00" in value:
         raise InvalidInputError(f"invalid {what} {value!r}: use 1-63 bytes")
     return value
+
+
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 604800.0
+
+
+def validate_interval(value: float | None) -> float | None:
+    """``value`` if it is a sync interval in seconds (None: the default interval)."""
+    if value is None:
+        return None
+    if not (MIN_INTERVAL <= value <= MAX_INTERVAL) or value != value:
+        raise InvalidInputError(
+            f"invalid sync interval {value:g}: use seconds from {MIN_INTERVAL:g} to "
+            f"{MAX_INTERVAL:g} (a week), or the default (ROSETTA_MONITOR_INTERVAL)"
+        )
+    return float(value)
 
 
 def validate_webhook_severity(value: str) -> str:
@@ -120,6 +137,7 @@ def _values(data: SourceInput, box: SecretBox) -> dict[str, Any]:
             else None
         ),
         "webhook_severity": validate_webhook_severity(data.webhook_severity),
+        "sync_interval_seconds": validate_interval(data.sync_interval_seconds),
     }
 
 

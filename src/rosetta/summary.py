@@ -65,6 +65,10 @@ class SyncSummary:
     error: str | None = None
     duration: float = 0.0
     captured_events: int = 0
+    synced_by: str | None = None
+    """The worker or process that ran the sync (``host:pid``)."""
+    job_id: int | None = None
+    """The queue's job it ran as; None for a sync run in-process."""
 
     @property
     def status(self) -> SyncStatus:
@@ -119,6 +123,8 @@ class SyncSummary:
             error=data.get("error"),
             duration=float(data.get("duration", 0.0)),
             captured_events=int(data.get("captured_events", 0)),
+            synced_by=data.get("synced_by"),
+            job_id=data.get("job_id"),
         )
 
     def report(self, outcomes: Iterable[Outcome], log: logs.Pending) -> None:

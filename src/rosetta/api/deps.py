@@ -17,6 +17,7 @@ from rosetta.catalog.connection import SourceLimits
 from rosetta.config import Settings
 from rosetta.crypto import SecretBox
 from rosetta.errors import StoreUnavailableError
+from rosetta.queue.options import QueueOptions
 from rosetta.store import db
 from rosetta.tokens import TokenInfo, authenticate, not_allowed
 from rosetta.uow import end, unit_of_work
@@ -164,3 +165,8 @@ def limits(request: Request) -> SourceLimits:
     """Time limits and the network policy of every source connection."""
     found: SourceLimits = request.app.state.limits
     return found
+
+
+def queue_options(request: Request) -> QueueOptions:
+    """How a Refresh finds a worker and how long it waits for one (rosetta.queue)."""
+    return QueueOptions.from_settings(settings(request))

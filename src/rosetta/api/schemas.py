@@ -185,6 +185,11 @@ class _Strict(BaseModel):
 
 
 WebhookSeverity = Literal["all", "breaking"]
+SyncInterval = Annotated[float, Field(ge=1, le=604800)]
+INTERVAL_HELP = (
+    "Seconds between two scheduled syncs of the source (1 to 604800); null: the default "
+    "interval (ROSETTA_MONITOR_INTERVAL)."
+)
 WEBHOOK_SEVERITY_HELP = (
     "Which changes send webhooks: all (default), or only breaking ones (see the severity model)."
 )
@@ -208,6 +213,7 @@ class SourceCreate(_Strict):
         "dbname, password or files).",
     )
     webhook_severity: WebhookSeverity = Field(default="all", description=WEBHOOK_SEVERITY_HELP)
+    sync_interval_seconds: SyncInterval | None = Field(default=None, description=INTERVAL_HELP)
 
 
 class SourceUpdate(_Strict):
@@ -226,6 +232,9 @@ class SourceUpdate(_Strict):
     options: Options | None = None
     webhook_severity: WebhookSeverity | None = Field(
         default=None, description=WEBHOOK_SEVERITY_HELP
+    )
+    sync_interval_seconds: SyncInterval | None = Field(
+        default=None, description=INTERVAL_HELP + " Send null to go back to the default."
     )
 
 
@@ -249,6 +258,13 @@ class SourceOut(BaseModel):
     last_sync_at: datetime | None
     last_sync_status: str | None
     last_sync_error: str | None
+    last_sync_by: str | None = Field(
+        default=None, description="The worker or process that ran the last sync (host:pid)."
+    )
+    sync_interval_seconds: float | None = Field(default=None, description=INTERVAL_HELP)
+    next_sync_at: datetime | None = Field(
+        default=None, description="When the scheduler next queues a sync of the source."
+    )
 
 
 class ChangedTableOut(BaseModel):
@@ -277,6 +293,12 @@ class SyncSummaryOut(BaseModel):
     slot_exists: bool
     error: str | None
     duration: float
+    synced_by: str | None = Field(
+        default=None, description="The worker or process that ran the sync (host:pid)."
+    )
+    job_id: int | None = Field(
+        default=None, description="The queue's job the sync ran as; null when run in-process."
+    )
 
 
 class SyncFailedOut(ErrorOut):
@@ -536,6 +558,30 @@ class HealthStatusOut(BaseModel):
     status: str = Field(description="ok, or unavailable when the store is not usable")
 
 
+class WorkerOut(BaseModel):
+    """A worker of the sync queue (``rosetta worker``, or one in a monitor or a server)."""
+
+    name: str = Field(description="host:pid, or 'worker <id>' until it has run a job")
+    hostname: str | None = None
+    pid: int | None = None
+    concurrency: int | None = Field(default=None, description="Syncs it runs at once.")
+    last_heartbeat: datetime
+    alive: bool = Field(description="Its last heartbeat is within three heartbeat intervals.")
+    running: int = Field(description="Sync jobs it runs now.")
+
+
+class QueueOut(BaseModel):
+    """The sync queue's depth."""
+
+    waiting: int = Field(description="Sync jobs due to run that no worker has taken yet.")
+    oldest_waiting_seconds: float = Field(
+        description="How long the oldest of them has waited (0: none waits)."
+    )
+    jobs: dict[str, int] = Field(
+        description="The sync queue's jobs by status (todo, doing, failed, ...)."
+    )
+
+
 class HealthOut(HealthStatusOut):
     """What a caller with a valid token sees."""
 
@@ -545,6 +591,14 @@ class HealthOut(HealthStatusOut):
     monitor: MonitorOut | None = None
     last_heartbeat: MonitorOut | None = Field(
         default=None, description="The latest cycle of any monitor sharing the store."
+    )
+    workers: list[WorkerOut] | None = Field(
+        default=None,
+        description="Every worker the sync queue knows, alive or dead (null: the store is not "
+        "usable).",
+    )
+    queue: QueueOut | None = Field(
+        default=None, description="The sync queue's depth (null: the store is not usable)."
     )
 
 

@@ -131,7 +131,12 @@ def read_secret_stdin() -> str:
 
 
 def print_summary(summary: Any) -> None:
-    typer.echo(f"Source {summary.source}: {summary.status} in {summary.duration:.2f}s")
+    where = (
+        f" on worker {summary.synced_by} (job {summary.job_id})"
+        if getattr(summary, "job_id", None) is not None
+        else ""
+    )
+    typer.echo(f"Source {summary.source}: {summary.status} in {summary.duration:.2f}s{where}")
     if summary.error:
         typer.echo(f"  error: {summary.error}")
         return

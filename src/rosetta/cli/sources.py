@@ -26,6 +26,16 @@ WebhookSeverityOpt = Annotated[
     ),
 ]
 
+IntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--interval",
+        help="Seconds between two scheduled syncs of this source (0: the default, "
+        "ROSETTA_MONITOR_INTERVAL).",
+        metavar="SECONDS",
+    ),
+]
+
 source_app = typer.Typer(help="Register and manage source databases.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
 
@@ -43,6 +53,7 @@ def source_add(
     ] = False,
     sync: Annotated[bool, typer.Option(help="Sync the publication right away.")] = True,
     webhook_severity: WebhookSeverityOpt = None,
+    interval: IntervalOpt = None,
 ) -> None:
     """Register a source database (its connection is tested first)."""
     from rosetta import services, sources
@@ -50,7 +61,7 @@ def source_add(
     ctx = context()
     params = sources.parse_dsn(dsn, read_secret_stdin() if password_stdin else None)
     severity = "all" if webhook_severity is None else webhook_severity
-    data = sources.SourceInput(name, params, publication, slot, severity)
+    data = sources.SourceInput(name, params, publication, slot, severity, interval or None)
     services.validate(data)
     box = ctx.box()
     if sync:
@@ -79,8 +90,10 @@ def source_update(
     rename: Annotated[str | None, typer.Option(help="New name.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
     webhook_severity: WebhookSeverityOpt = None,
+    interval: IntervalOpt = None,
 ) -> None:
-    """Change a source's connection, publication, slot, name or webhook severity."""
+    """Change a source's connection, publication, slot, name, webhook severity or sync
+    interval."""
     from rosetta import services, sources
     from rosetta.catalog.reader import ConnectionParams
     from rosetta.store import repository
@@ -101,6 +114,7 @@ def source_update(
             publication or src.publication_name,
             (slot or None) if slot is not None else src.replication_name,
             webhook_severity if webhook_severity is not None else src.webhook_severity,
+            src.sync_interval_seconds if interval is None else (interval or None),
         )
         done = services.update_source(store, ctx.box(), ctx.limits(), src, data)
     typer.echo(f"Updated source {done.source.name}.")
@@ -127,7 +141,7 @@ def source_list(as_json: JsonOpt = False) -> None:
         return
     from rich.table import Table
 
-    table = Table("name", "address", "publication", "slot", "tables", "last sync")
+    table = Table("name", "address", "publication", "slot", "tables", "last sync", "by")
     for s in rows:
         pub = f"{s.publication_name} ({'ok' if s.is_publication_enabled else 'missing'})"
         slot = (
@@ -147,6 +161,7 @@ def source_list(as_json: JsonOpt = False) -> None:
             esc(slot),
             str(s.table_count or 0),
             esc(last),
+            esc(s.last_sync_by or "-"),
         )
     console().print(table)
 
@@ -168,6 +183,7 @@ def _source_json(s: Any) -> dict[str, Any]:
         "last_sync_at": s.last_sync_at,
         "last_sync_status": s.last_sync_status,
         "last_sync_error": s.last_sync_error,
+        "last_sync_by": s.last_sync_by,
     }
 
 

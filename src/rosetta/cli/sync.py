@@ -17,16 +17,20 @@ def refresh(
         bool, typer.Option("--full", help="Compare every table's columns, not only changed ones.")
     ] = False,
 ) -> None:
-    """Sync one source now: find new tables, heal missing schemas, record changes."""
+    """Sync one source now: find new tables, heal missing schemas, record changes. When a
+    worker runs (`rosetta worker`, `monitor` or `serve`), the sync is a job it runs and this
+    waits for; with none, it runs here."""
+    from rosetta import services
     from rosetta.errors import PublicationMissingError
+    from rosetta.queue.options import QueueOptions
     from rosetta.store import repository
-    from rosetta.sync import sync_source
 
     ctx = context()
     ctx.logging(to_stderr=as_json)
     with ctx.unit() as store:
         src = repository.source_by_name(store, name)
-        summary = sync_source(store, src, ctx.box(), limits=ctx.limits(), full=full)
+        queue = QueueOptions.from_settings(ctx.settings)
+        summary = services.refresh(store, ctx.box(), ctx.limits(), src, queue, full=full)
     if as_json:
         print_json(summary.to_json())
     elif not summary.error:

@@ -12,24 +12,35 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from procrastinate import exceptions, jobs, manager
-from procrastinate.sync_psycopg_connector import SyncPsycopgConnector
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from rosetta import sqlfile
 from rosetta.queue import SYNC_QUEUE, SYNC_TASK, source_lock
 from rosetta.store.repository import Conn
 from rosetta.summary import SyncSummary
 
+if TYPE_CHECKING:
+    from procrastinate import jobs, manager
+
 QUERIES = sqlfile.Queries("rosetta.queue", "queries.sql")
 
-# Used only with the caller's connection: it never opens a pool of its own.
-_JOBS = manager.JobManager(connector=SyncPsycopgConnector())
+
+@cache
+def _manager() -> manager.JobManager:
+    """procrastinate's job manager, used only with the caller's connection: it never opens a
+    pool of its own. (Imported when first needed: a command that defers nothing never loads
+    procrastinate.)"""
+    from procrastinate import manager
+    from procrastinate.sync_psycopg_connector import SyncPsycopgConnector
+
+    return manager.JobManager(connector=SyncPsycopgConnector())
 
 
 def sync_job(source_id: int, reason: str, **kwargs: Any) -> jobs.Job:
     """The job of one sync of ``source_id``."""
+    from procrastinate import jobs
+
     lock = source_lock(source_id)
     return jobs.Job(
         queue=SYNC_QUEUE,
@@ -51,11 +62,13 @@ def defer_syncs(
     """Defer one sync job per source (a full compare for those in ``full``), in the caller's
     transaction; a source whose job already waits keeps that one. Returns how many jobs were
     deferred."""
+    from procrastinate import exceptions
+
     if not source_ids:
         return 0
     try:
         with store.transaction():
-            _JOBS.batch_defer_jobs(
+            _manager().batch_defer_jobs(
                 [_job(i, reason, i in full) for i in source_ids], connection=store
             )
         return len(source_ids)
@@ -75,9 +88,11 @@ def _job(source_id: int, reason: str, full: bool) -> jobs.Job:
 
 def defer_sync(store: Conn, source_id: int, reason: str, **kwargs: Any) -> int | None:
     """Defer one sync job of ``source_id``; None when one already waits."""
+    from procrastinate import exceptions
+
     try:
         with store.transaction():
-            job = _JOBS.defer_job(sync_job(source_id, reason, **kwargs), connection=store)
+            job = _manager().defer_job(sync_job(source_id, reason, **kwargs), connection=store)
     except exceptions.AlreadyEnqueued:
         return None
     assert job.id is not None

@@ -73,12 +73,3 @@ WHERE id IN (
     ORDER BY id
     LIMIT 10000
 )
-
--- name: set_interval
-UPDATE sources
-SET sync_interval_seconds = %(seconds)s,
-    next_sync_at = CASE WHEN next_sync_at IS NULL THEN NULL
-                        ELSE least(next_sync_at, now() + make_interval(
-                            secs => coalesce(%(seconds)s, %(default_interval)s)))
-                   END
-WHERE id = %(id)s

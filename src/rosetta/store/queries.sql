@@ -1,8 +1,9 @@
 -- name: insert_source
 INSERT INTO sources (name, host, port, database, username, password_encrypted, connect_options,
-                     publication_name, replication_name, webhook_severity)
+                     publication_name, replication_name, webhook_severity, sync_interval_seconds)
 VALUES (%(name)s, %(host)s, %(port)s, %(database)s, %(username)s, %(password_encrypted)s,
-        %(connect_options)s, %(publication_name)s, %(replication_name)s, %(webhook_severity)s)
+        %(connect_options)s, %(publication_name)s, %(replication_name)s, %(webhook_severity)s,
+        %(sync_interval_seconds)s)
 RETURNING *
 
 -- name: update_source
@@ -11,6 +12,13 @@ SET name = %(name)s, host = %(host)s, port = %(port)s, database = %(database)s,
     username = %(username)s, password_encrypted = %(password_encrypted)s,
     connect_options = %(connect_options)s, publication_name = %(publication_name)s,
     replication_name = %(replication_name)s, webhook_severity = %(webhook_severity)s,
+    -- A shorter interval applies from now: a source next due later than that is due then.
+    next_sync_at = CASE
+        WHEN %(sync_interval_seconds)s::float8 IS NOT NULL AND next_sync_at IS NOT NULL
+        THEN least(next_sync_at, now() + make_interval(secs => %(sync_interval_seconds)s))
+        ELSE next_sync_at
+    END,
+    sync_interval_seconds = %(sync_interval_seconds)s,
     updated_at = now()
 WHERE id = %(id)s
 RETURNING *

@@ -10,6 +10,7 @@ from rosetta import services
 from rosetta.api.deps import Store as Store
 from rosetta.api.deps import box as box
 from rosetta.api.deps import limits as limits
+from rosetta.api.deps import queue_options as queue_options
 from rosetta.api.deps import settings as settings
 from rosetta.catalog.connection import ConnectionParams, SourceLimits
 from rosetta.store.repository import Conn, Source
@@ -36,6 +37,11 @@ def run_sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
     return services.sync_after(conn, source_id, box(request), limits(request))
 
 
+def refresh(request: Request, conn: Conn, source: Source) -> SyncSummary:
+    """Refresh: the sync on a worker when one runs, else here (``services.refresh``)."""
+    return services.refresh(conn, box(request), limits(request), source, queue_options(request))
+
+
 def summary_payload(summary: SyncSummary) -> dict[str, Any]:
     """A sync's summary, small enough for a flash cookie: counts, and a few names of each."""
     counts: dict[str, int] = {}
@@ -58,6 +64,8 @@ def summary_payload(summary: SyncSummary) -> dict[str, Any]:
         "unchanged": summary.unchanged,
         "counts": counts,
         "names": names,
+        # Which worker ran it, when a job on the queue did (None: this server did).
+        "worker": (summary.synced_by or "")[:120] if summary.job_id is not None else None,
     }
 
 

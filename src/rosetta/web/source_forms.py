@@ -10,7 +10,7 @@ the error on the form, and nothing is stored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
@@ -256,7 +256,11 @@ def update_source(request: Request, conn: Store, source_id: int, form: SourceFor
     if isinstance(source, Response):
         return source
     try:
-        data = form.to_input(dict(source.connect_options or {}))
+        # The form does not show the sync interval: an edit keeps it.
+        data = replace(
+            form.to_input(dict(source.connect_options or {})),
+            sync_interval_seconds=source.sync_interval_seconds,
+        )
         if form.action == "test":
             tested = services.tested_input(source, data, common.box(request))
             return _tested(request, form, tested, source)

@@ -249,7 +249,10 @@ def refresh(request: Request, conn: Store, source_id: int) -> Response:
     source = load(request, conn, source_id)
     if isinstance(source, Response):
         return source
-    summary = common.run_sync(request, conn, source.id)
+    try:
+        summary = common.refresh(request, conn, source)
+    except RosettaError as exc:
+        return redirect(request, f"/sources/{source.id}", [("error", exc.message)])
     return redirect(
         request,
         f"/sources/{source.id}",

@@ -7,6 +7,7 @@ from fastapi import Request
 from rosetta import services
 from rosetta.api.deps import box as box
 from rosetta.api.deps import limits as limits
+from rosetta.api.deps import queue_options as queue_options
 from rosetta.api.deps import settings as settings
 from rosetta.api.schemas import SourceOut, SyncSummaryOut
 from rosetta.catalog.reader import ConnectionParams
@@ -41,6 +42,9 @@ def source_out(conn: Conn, source: Source) -> SourceOut:
         last_sync_at=source.last_sync_at,
         last_sync_status=source.last_sync_status,
         last_sync_error=source.last_sync_error,
+        last_sync_by=source.last_sync_by,
+        sync_interval_seconds=source.sync_interval_seconds,
+        next_sync_at=source.next_sync_at,
     )
 
 
@@ -53,6 +57,13 @@ def source_params(request: Request, conn: Conn, source_id: int) -> tuple[Source,
 def sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
     """Sync the source now, as the monitor does (``services.sync_after``)."""
     return services.sync_after(conn, source_id, box(request), limits(request))
+
+
+def refresh(request: Request, conn: Conn, source: Source, *, full: bool = False) -> SyncSummary:
+    """Refresh: the sync on a worker when one runs, else here (``services.refresh``)."""
+    return services.refresh(
+        conn, box(request), limits(request), source, queue_options(request), full=full
+    )
 
 
 def summary_out(summary: SyncSummary) -> SyncSummaryOut:

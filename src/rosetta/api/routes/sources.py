@@ -55,7 +55,12 @@ def create_source(
         body.host, body.port, body.database, body.username, password, dict(body.options)
     )
     data = sources.SourceInput(
-        body.name, params, body.publication_name, body.replication_name, body.webhook_severity
+        body.name,
+        params,
+        body.publication_name,
+        body.replication_name,
+        body.webhook_severity,
+        body.sync_interval_seconds,
     )
     done = services.register_source(
         conn, common.box(request), common.limits(request), data, sync=sync
@@ -120,6 +125,9 @@ def update_source(
         body.publication_name if body.publication_name is not None else source.publication_name,
         slot,
         body.webhook_severity or source.webhook_severity,
+        body.sync_interval_seconds
+        if "sync_interval_seconds" in given
+        else source.sync_interval_seconds,
     )
     done = services.update_source(conn, common.box(request), common.limits(request), source, data)
     return common.source_out(conn, done.source)
@@ -173,7 +181,12 @@ def test_connection(request: Request, source_id: SourceId, conn: Store) -> Conne
     },
 )
 def refresh(request: Request, source_id: SourceId, conn: Store) -> SyncSummaryOut | JSONResponse:
-    summary = common.sync(request, conn, source_id)
+    """Sync the source now. When a worker runs (a `rosetta worker`, or the monitor inside
+    `rosetta serve`), the sync is a job on the queue and this waits for it (up to
+    ROSETTA_REFRESH_TIMEOUT: then 504); with none, it runs in this server. ``synced_by`` and
+    ``job_id`` say which."""
+    source = repository.source_by_id(conn, source_id)
+    summary = common.refresh(request, conn, source)
     out = common.summary_out(summary)
     if summary.error is not None:
         return JSONResponse(
