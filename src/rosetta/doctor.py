@@ -18,6 +18,7 @@ from rosetta.catalog.reader import catalog_query
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, SourceConnectionError
 from rosetta.liveness import alive_window, monitor_alive
+from rosetta.metrics import STALLED_AFTER, queue_workers, waiting_jobs
 from rosetta.schema.model import display_name
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source
@@ -110,26 +111,67 @@ def check_store(diag: Diagnosis, store: Conn) -> bool:
     return True
 
 
-def check_monitor(diag: Diagnosis, store: Conn) -> None:
+def check_monitor(diag: Diagnosis, store: Conn) -> bool:
+    """Whether a schema monitor is alive."""
     beat = repository.latest_heartbeat(store)
     fix = "start it: `rosetta monitor` (or `rosetta serve`)"
     if beat is None or beat["last_cycle_started_at"] is None:
         diag.add("monitor", WARN, "no schema monitor has ever run against this store", fix)
-        return
+        return False
     started = beat["last_cycle_started_at"]
     age = (datetime.now(UTC) - started).total_seconds()
     interval = float(beat["interval_seconds"])
     where = f"{beat['hostname']} pid {beat['pid']}"
     if monitor_alive(started, interval):
         diag.add("monitor", PASS, f"last cycle {age:.0f}s ago on {where} (every {interval:g}s)")
-    else:
+        return True
+    diag.add(
+        "monitor",
+        FAIL,
+        f"last cycle {age:.0f}s ago on {where}, more than {alive_window(interval):g}s "
+        f"(every {interval:g}s)",
+        fix,
+    )
+    return False
+
+
+def check_workers(
+    diag: Diagnosis, store: Conn, monitor_running: bool, stalled_after: float = STALLED_AFTER
+) -> None:
+    """The sync queue's workers: one line for the queue, one per worker the queue knows, alive
+    (its running syncs) or dead (its last heartbeat more than ``stalled_after`` seconds ago)."""
+    workers = queue_workers(store, stalled_after)
+    waiting = waiting_jobs(store)
+    alive = sum(1 for w in workers if w.alive)
+    fix = "start `rosetta worker` or `rosetta monitor`"
+    queued = f"{waiting.jobs} sync job{'' if waiting.jobs == 1 else 's'} waiting"
+    if waiting.jobs:
+        queued += f" (the oldest for {waiting.oldest_seconds:.0f}s)"
+    if alive:
+        known = f" of {len(workers)} known" if alive < len(workers) else ""
         diag.add(
-            "monitor",
-            FAIL,
-            f"last cycle {age:.0f}s ago on {where}, more than {alive_window(interval):g}s "
-            f"(every {interval:g}s)",
-            fix,
+            "workers", PASS, f"{alive} worker{'' if alive == 1 else 's'} alive{known}; {queued}"
         )
+    elif waiting.jobs:
+        diag.add("workers", WARN, f"no worker is alive and {queued}: nothing runs them", fix)
+    elif monitor_running:
+        diag.add("workers", PASS, "no worker is alive; the schema monitor syncs the sources")
+    else:
+        diag.add("workers", WARN, "no worker is alive: no source is synced on schedule", fix)
+    for w in workers:
+        where = f"{w.label} on {w.hostname} pid {w.pid}" if w.hostname else w.label
+        beat = f"last heartbeat {w.heartbeat_age:.0f}s ago"
+        if w.alive:
+            slots = f" of {w.concurrency}" if w.concurrency is not None else ""
+            diag.add("worker", PASS, f"{where}: {w.running}{slots} syncs running; {beat}")
+        else:
+            diag.add(
+                "worker",
+                WARN,
+                f"{where} is dead: {beat}, more than {stalled_after:g}s; its running syncs go "
+                "back to the queue",
+                "restart it, or leave it: the next worker to start forgets it",
+            )
 
 
 def diagnose(
@@ -140,12 +182,15 @@ def diagnose(
     *,
     limits: SourceLimits | None = None,
     diag: Diagnosis | None = None,
+    stalled_after: float = STALLED_AFTER,
 ) -> Diagnosis:
-    """Run every check: the store, the monitor, and each source (or one source / table)."""
+    """Run every check: the store, the monitor, the sync queue's workers, and each source (or
+    one source / table). ``stalled_after``: seconds without a heartbeat after which a worker is
+    dead (``QueueOptions.stalled_after``)."""
     diag = diag or Diagnosis()
     if not check_store(diag, store):
         return diag
-    check_monitor(diag, store)
+    check_workers(diag, store, check_monitor(diag, store), stalled_after)
     sources = [source] if source else repository.list_sources(store)
     for src in sources:
         check_source(diag, store, box, src, table, limits=limits or SourceLimits())
