@@ -10,7 +10,7 @@ checking a token on that connection takes at most ``TOKEN_CHECK_WAIT`` seconds.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -18,11 +18,13 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from rosetta import __version__
-from rosetta.api.schemas import HealthOut, HealthStatusOut, MonitorOut
+from rosetta import __version__, metrics
+from rosetta.api.schemas import HealthOut, HealthStatusOut, MonitorOut, QueueOut, WorkerOut
 from rosetta.api.store_watch import StoreState, StoreWatch
 from rosetta.liveness import monitor_alive
 from rosetta.monitor import Monitor
+from rosetta.queue import SYNC_QUEUE
+from rosetta.queue.options import QueueOptions
 from rosetta.store import repository
 from rosetta.tokens import authenticate
 
@@ -73,18 +75,57 @@ def _bearer(request: Request) -> str | None:
 
 @dataclass(frozen=True)
 class _Checked:
-    """The token is valid; the latest heartbeat of any monitor sharing the store."""
+    """The token is valid; the latest heartbeat of any monitor sharing the store, and the sync
+    queue's workers and depth (None when the store is not usable)."""
 
     heartbeat: dict[str, Any] | None
+    workers: list[WorkerOut] | None = None
+    queue: QueueOut | None = None
 
 
-def _check_token(watch: StoreWatch, token: str) -> _Checked | None:
-    """On the watch's connection; None if the token is not valid or could not be checked."""
+def _worker_out(w: metrics.QueueWorker) -> WorkerOut:
+    return WorkerOut(
+        name=w.label,
+        hostname=w.hostname,
+        pid=w.pid,
+        concurrency=w.concurrency,
+        last_heartbeat=w.last_heartbeat,
+        alive=w.alive,
+        running=w.running,
+    )
+
+
+def _queue(conn: psycopg.Connection[Any], stalled_after: float) -> _Checked:
+    """The queue's part of the answer (on the watch's autocommit connection)."""
+    workers = [_worker_out(w) for w in metrics.queue_workers(conn, stalled_after)]
+    waiting = metrics.waiting_jobs(conn)
+    jobs = metrics.queue_depth(conn).get(SYNC_QUEUE, {})
+    return _Checked(
+        None,
+        workers,
+        QueueOut(
+            waiting=waiting.jobs, oldest_waiting_seconds=round(waiting.oldest_seconds, 3), jobs=jobs
+        ),
+    )
+
+
+def _check_token(watch: StoreWatch, token: str, stalled_after: float | None) -> _Checked | None:
+    """On the watch's connection; None if the token is not valid or could not be checked.
+    ``stalled_after`` None: the store is not usable, leave the queue out."""
 
     def work(conn: psycopg.Connection[Any]) -> _Checked | None:
         if authenticate(conn, token) is None:
             return None
-        return _Checked(repository.latest_heartbeat(conn))
+        heartbeat = repository.latest_heartbeat(conn)
+        if stalled_after is None:
+            return _Checked(heartbeat)
+        try:
+            queue = _queue(conn, stalled_after)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            return _Checked(heartbeat)  # a store between migrations: the rest still stands
+        return replace(queue, heartbeat=heartbeat)
 
     try:
         return watch.run(work, timeout=TOKEN_CHECK_WAIT)
@@ -96,11 +137,17 @@ async def _full_body(request: Request, watch: StoreWatch, token: str) -> HealthO
     """The whole answer if ``token`` is valid; None if it is not, or was not checked within
     ``TOKEN_CHECK_WAIT`` (the thread of a check that hangs is left to end on its own)."""
     checked: _Checked | None = None
+    stalled_after = (
+        QueueOptions.from_settings(request.app.state.settings).stalled_after
+        if watch.state.ok
+        else None
+    )
     with anyio.move_on_after(TOKEN_CHECK_WAIT):
         checked = await anyio.to_thread.run_sync(
             _check_token,
             watch,
             token,
+            stalled_after,
             abandon_on_cancel=True,
             limiter=request.app.state.health_checks,
         )
@@ -114,6 +161,8 @@ async def _full_body(request: Request, watch: StoreWatch, token: str) -> HealthO
         detail=state.detail,
         monitor=_in_process(request.app.state.monitor, request.app.state.monitor_thread),
         last_heartbeat=_heartbeat(checked.heartbeat),
+        workers=checked.workers,
+        queue=checked.queue,
     )
 
 
@@ -122,8 +171,9 @@ async def _full_body(request: Request, watch: StoreWatch, token: str) -> HealthO
     response_model=HealthOut | HealthStatusOut,
     summary="200 while the store is reachable and migrated, else 503",
     description="Without a token: only `status`. With a valid `Authorization: Bearer` token, "
-    "also the version, the store's state and the monitors' last cycles (an invalid token gets "
-    "the short answer, not 401). Never waits behind other requests; at most about a second.",
+    "also the version, the store's state, the monitors' last cycles, the sync queue's workers "
+    "and depth (an invalid token gets the short answer, not 401). Never waits behind other "
+    "requests; at most about a second.",
     responses={
         503: {"model": HealthOut | HealthStatusOut, "description": "The store is not usable"}
     },
