@@ -14,7 +14,8 @@ from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rosetta import tokens
+from rosetta import metrics, tokens
+from rosetta.queue.options import QueueOptions
 from rosetta.store import repository
 from rosetta.web import doctor_page, session, source_forms, source_page, table_page, webhook_forms
 from rosetta.web.auth import PageRoute, any_role, public, safe_next
@@ -76,12 +77,14 @@ def logout(request: Request, conn: Store) -> Response:
 def sources_list(request: Request, conn: Store) -> Response:
     all_sources = repository.list_sources(conn)
     heartbeat = repository.latest_heartbeat(conn)
+    stalled_after = QueueOptions.from_settings(request.app.state.settings).stalled_after
     return render(
         request,
         "sources.html",
         crumbs=[("Sources", None)],
         sources=all_sources,
         heartbeat=heartbeat,
+        workers=metrics.queue_workers(conn, stalled_after),
     )
 
 
