@@ -24,6 +24,7 @@ from rosetta import logs, reconcile
 from rosetta.apply import apply
 from rosetta.capture.events import EventBatch
 from rosetta.catalog.connection import ConnectionParams, SourceLimits
+from rosetta.catalog.connection_cache import SourceConnections
 from rosetta.catalog.reader import CatalogTable, TableKey
 from rosetta.catalog.source_reader import SourceReader
 from rosetta.crypto import SecretBox
@@ -59,13 +60,21 @@ def connection_params(source: Source, box: SecretBox) -> ConnectionParams:
     )
 
 
-def open_reader(source: Source, box: SecretBox, limits: SourceLimits) -> SourceReader:
+def open_reader(
+    source: Source,
+    box: SecretBox,
+    limits: SourceLimits,
+    connections: SourceConnections | None = None,
+) -> SourceReader:
+    """A reader of the source on a new connection, or on one of ``connections`` (a worker's
+    idle connections) opened with exactly the source's parameters."""
     return SourceReader(
         connection_params(source, box),
         address=source.address,
         publication=source.publication_name,
         slot=source.replication_name,
         limits=limits,
+        connections=connections,
     )
 
 
@@ -78,6 +87,7 @@ def sync_source(
     full: bool = False,
     woken: bool = False,
     run: SyncRun | None = None,
+    connections: SourceConnections | None = None,
 ) -> SyncSummary:
     """Bring the store in line with the source's publication, now. ``full`` compares every
     table's columns, not only those whose fingerprint changed. ``woken``: the sync answers a
@@ -89,7 +99,8 @@ def sync_source(
     being committed or lost.
 
     ``run`` says who runs the sync and why (a job on the queue, or this process), for the
-    ``sync_runs`` row written with its outcome."""
+    ``sync_runs`` row written with its outcome. ``connections``: a worker's idle source
+    connections, to reuse one opened with the same parameters instead of opening one."""
     started = time.perf_counter()
     run = run or SyncRun.here()
     summary = SyncSummary(source.name)
@@ -108,7 +119,7 @@ def sync_source(
             capture = _capture_state(store, source.id)
             batch: EventBatch | None = None
             try:
-                source_reader = open_reader(source, box, limits)
+                source_reader = open_reader(source, box, limits, connections)
                 if capture.enabled:
                     source_reader.begin_snapshot()
                     batch = _events(store, source, source_reader, capture, log)

@@ -283,12 +283,16 @@ def connect(
         with map_source_errors(
             SourceConnectionError, f"cannot set time limits on {where}", describe
         ):
-            conn.execute(
-                "SELECT set_config('statement_timeout', %s, false), "
-                "set_config('lock_timeout', %s, false)",
-                (_ms(limits.statement_timeout), _ms(limits.lock_timeout)),
-            )
+            set_limits(conn, limits)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def set_limits(conn: psycopg.Connection[Any], limits: SourceLimits) -> None:
+    """Set the connection's ``statement_timeout`` and ``lock_timeout`` (one round trip)."""
+    conn.execute(
+        "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+        (_ms(limits.statement_timeout), _ms(limits.lock_timeout)),
+    )

@@ -15,12 +15,14 @@ import psycopg
 from rosetta.capture.events import CaptureBroken, EventBatch, prune, read_events
 from rosetta.catalog import reader
 from rosetta.catalog.connection import ConnectionParams, SourceLimits, connect, describe
+from rosetta.catalog.connection_cache import Lease, SourceConnections
 from rosetta.catalog.reader import CatalogSnapshot, CatalogTable
 from rosetta.errors import RosettaError
 
 
 class SourceReader:
-    """Reads one source's publication (``publication``, ``slot``) over one connection."""
+    """Reads one source's publication (``publication``, ``slot``) over one connection: a new
+    one, or one of ``connections`` opened with the same parameters (given back on close)."""
 
     def __init__(
         self,
@@ -30,12 +32,20 @@ class SourceReader:
         publication: str,
         slot: str | None,
         limits: SourceLimits,
+        connections: SourceConnections | None = None,
     ) -> None:
         self.address = address
         self.publication_name = publication
         self.slot = slot
         self.limits = limits
-        self.conn = connect(params, limits)
+        self.connections = connections
+        self.failed = False
+        self.lease: Lease | None = None
+        if connections is None:
+            self.conn = connect(params, limits)
+        else:
+            self.lease = connections.take(params, limits)
+            self.conn = self.lease.conn
 
     def __enter__(self) -> SourceReader:
         return self
@@ -49,6 +59,7 @@ class SourceReader:
         self.close()
 
     def _failed(self, exc: psycopg.Error) -> RosettaError:
+        self.failed = True  # never hand this connection to another sync
         return RosettaError(f"cannot read the catalog of {self.address}: {describe(exc)}")
 
     def begin_snapshot(self) -> None:
@@ -82,7 +93,7 @@ class SourceReader:
             with self.conn.transaction():
                 prune(self.conn, days)
         except psycopg.Error:
-            pass
+            self.failed = True
 
     def publication(self, oids: list[int] | None = None) -> CatalogSnapshot:
         """Every table of the publication (with ``oids``, those of them alone), by
@@ -125,4 +136,10 @@ class SourceReader:
         return found
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connection, or give it back to ``connections`` (reset) for another sync
+        with the same parameters, unless a read on it failed."""
+        lease, self.lease = self.lease, None
+        if self.connections is None:
+            self.conn.close()
+        elif lease is not None:  # once: the connection may already serve another sync
+            self.connections.give_back(lease, reusable=not self.failed)

@@ -28,6 +28,7 @@ from procrastinate.job_context import JobContext
 from psycopg_pool import ConnectionPool
 
 from rosetta.catalog.connection import SourceLimits
+from rosetta.catalog.connection_cache import SourceConnections
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, SourceNotFoundError, StoreUnavailableError
 from rosetta.queue import SCHEDULE_QUEUE, SCHEDULE_TASK, SYNC_QUEUE, SYNC_TASK, client, scheduler
@@ -77,12 +78,15 @@ class Runtime:
             check=ConnectionPool.check_connection,
             open=False,
         )
+        # Source connections reused by the next sync of the same database as the same user.
+        self.connections = SourceConnections(max_idle=options.concurrency)
 
     def open(self) -> None:
         self.pool.open()
 
     def close(self) -> None:
         self.pool.close()
+        self.connections.close()
 
     # --- rosetta.sync_source ----------------------------------------------------------------
 
@@ -123,6 +127,7 @@ class Runtime:
                 full=full,
                 woken=reason == "capture",
                 run=run,
+                connections=self.connections,
             )
             if woken_at is not None and summary.error is None:
                 # From the notification (the listener's clock) to this sync's commit.
