@@ -13,20 +13,29 @@ from fastapi.testclient import TestClient
 from rosetta import services
 from rosetta.catalog.connection import SourceLimits
 from rosetta.crypto import SecretBox
+from rosetta.errors import RefreshTimeoutError
+from rosetta.queue import client
 from rosetta.queue.options import QueueOptions
 from rosetta.queue.worker import Worker
 from rosetta.store import repository
 from tests.conftest import Cli, SourceDb
-from tests.integration.test_queue import runs
+from tests.integration.test_queue import runs, wait_until
 
 QUEUE = QueueOptions(concurrency=2, heartbeat=1.0, default_interval=3600, refresh_timeout=30)
 
 
 @pytest.fixture
-def worker(store_url: str, box: SecretBox) -> Iterator[Worker]:
+def worker(store_url: str, box: SecretBox, store: psycopg.Connection[Any]) -> Iterator[Worker]:
     running = Worker(store_url, box, SourceLimits(connect_timeout=3), QUEUE)
     running.start()
     assert running.started.wait(20)
+
+    def registered() -> bool:
+        alive = client.workers_alive(store, QUEUE.stalled_after)
+        store.rollback()
+        return alive == 1
+
+    wait_until("the worker's registration", registered)
     yield running
     running.stop()
 
@@ -103,7 +112,7 @@ def test_refresh_waits_no_longer_than_its_timeout(
     store.commit()
     source = repository.source_by_name(store, "shop")
     quick = QueueOptions(heartbeat=10.0, refresh_timeout=0.5)
-    with pytest.raises(services.RefreshTimeoutError) as caught:
+    with pytest.raises(RefreshTimeoutError) as caught:
         services.refresh(store, box, SourceLimits(connect_timeout=3), source, quick)
     assert "no worker finished the sync within 0.5 s: it is still waiting" in caught.value.message
     waiting = store.execute(

@@ -97,7 +97,12 @@ def diagnose_page(
     table = table.strip()
     started = time.monotonic()
     diag = doctor.diagnose(
-        conn, common.box(request), source, table or None, limits=common.limits(request)
+        conn,
+        common.box(request),
+        source,
+        table or None,
+        limits=common.limits(request),
+        stalled_after=common.queue_options(request).stalled_after,
     )
     duration = time.monotonic() - started
     general, own, tables = group(diag.checks, source.name)

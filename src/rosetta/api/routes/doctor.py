@@ -36,5 +36,12 @@ def diagnose(
     ] = None,
 ) -> DiagnosisOut:
     source = repository.source_by_id(conn, source_id)
-    diag = doctor.diagnose(conn, common.box(request), source, table, limits=common.limits(request))
+    diag = doctor.diagnose(
+        conn,
+        common.box(request),
+        source,
+        table,
+        limits=common.limits(request),
+        stalled_after=common.queue_options(request).stalled_after,
+    )
     return DiagnosisOut.model_validate(diag.to_json())
