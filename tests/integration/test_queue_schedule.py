@@ -154,3 +154,29 @@ def _versions(store: psycopg.Connection[Any]) -> list[int]:
     ).fetchall()
     store.rollback()
     return [int(r[0]) for r in rows]
+
+
+def test_the_api_sets_an_interval_and_the_source_page_shows_it_and_who_synced(
+    store: psycopg.Connection[Any],
+    source_db: SourceDb,
+    register: Any,
+    sync: Any,
+    api: Any,
+    web: Any,
+) -> None:
+    source_db.sql("CREATE PUBLICATION rosetta_publication")
+    source = register("shop")
+    sync(source)
+    bad = api.patch(f"/api/v1/sources/{source.id}", json={"sync_interval_seconds": 0})
+    assert bad.status_code == 422
+    done = api.patch(f"/api/v1/sources/{source.id}", json={"sync_interval_seconds": 300})
+    assert done.status_code == 200, done.text
+    assert done.json()["sync_interval_seconds"] == 300
+    page = web.get(f"/sources/{source.id}").text
+    assert "polling every 300 s" in page
+    by = repository.source_by_id(store, source.id).last_sync_by
+    store.rollback()
+    assert by and f"by {by}" in page
+    cleared = api.patch(f"/api/v1/sources/{source.id}", json={"sync_interval_seconds": None})
+    assert cleared.json()["sync_interval_seconds"] is None
+    assert "polling every 60 s" in web.get(f"/sources/{source.id}").text

@@ -69,7 +69,8 @@ def capture_status(name: SourceArg) -> None:
     with ctx.unit() as store:
         source = repository.source_by_name(store, name)
         status = services.capture_status(store, ctx.box(), ctx.limits(), source)
-    for line in status_lines(source, status, ctx.settings.monitor_interval):
+    interval = source.sync_interval_seconds or ctx.settings.monitor_interval
+    for line in status_lines(source, status, interval):
         typer.echo(line)
 
 

@@ -85,7 +85,7 @@ def _capture(request: Request, conn: Conn, source: Source, reachable: bool) -> d
         except RosettaError:
             status = None
     realtime = source.capture_enabled and status is not None and status.working
-    interval = common.settings(request).monitor_interval
+    interval = source.sync_interval_seconds or common.settings(request).monitor_interval
     return {
         "capture": status,
         "capture_mode": "real-time (capture)" if realtime else f"polling every {interval:g} s",
