@@ -176,7 +176,10 @@ class Runtime:
 
     async def tick(self, app: procrastinate.App) -> None:
         await asyncio.to_thread(self.tick_in_thread)
-        if self.ticks % max(1, round(self.options.heartbeat)) == 1:
+        # Once a heartbeat (counted in ticks, from the first tick on: with a heartbeat of one
+        # tick or less, every tick).
+        every = max(1, round(self.options.heartbeat / self.options.tick))
+        if (self.ticks - 1) % every == 0:
             await self.retry_stalled(app)
         if self.ticks % 3600 == 1:
             await app.job_manager.delete_old_jobs(
@@ -189,13 +192,30 @@ class Runtime:
             seconds_since_heartbeat=self.options.stalled_after
         )
         for job in stalled:
+            try:
+                await app.job_manager.retry_job(job)
+            except procrastinate.exceptions.UniqueViolation:
+                # A job like it waits already (a Refresh's sync of the source, deferred while
+                # this one ran; a later tick): the queueing lock forbids a second, and that one
+                # does the same work. The stalled job ends, so that its lock no longer holds
+                # the waiting one back.
+                assert job.id is not None
+                await app.job_manager.finish_job_by_id_async(
+                    job.id, procrastinate.jobs.Status.ABORTED, delete_job=False
+                )
+                log.warning(
+                    "Sync job %s was running on a worker that stopped (no heartbeat for %gs): "
+                    "ended, as a job like it waits",
+                    job.id,
+                    self.options.stalled_after,
+                )
+                continue
             log.warning(
                 "Sync job %s was running on a worker that stopped (no heartbeat for %gs): "
                 "queued again",
                 job.id,
                 self.options.stalled_after,
             )
-            await app.job_manager.retry_job(job)
 
 
 def build_app(store_url: str, runtime: Runtime) -> procrastinate.App:
@@ -234,7 +254,9 @@ def build_app(store_url: str, runtime: Runtime) -> procrastinate.App:
             name=SCHEDULE_TASK,
             queue=SCHEDULE_QUEUE,
             pass_context=True,
-            lock=SCHEDULE_TASK,
+            # No lock: a tick left running by a killed worker would hold back every later tick,
+            # and so the retry of the jobs of dead workers, itself included. Ticks may overlap
+            # (a source's claim is a row lock); the queueing lock keeps one waiting at most.
             queueing_lock=SCHEDULE_TASK,
         )
         async def schedule_task(context: JobContext, timestamp: int) -> None:

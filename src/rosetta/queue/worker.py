@@ -26,29 +26,39 @@ MAX_BACKOFF = 30.0
 
 
 class _OneLine(logging.Filter):
-    """procrastinate logs a failed job with its traceback; Rosetta says it in one line (the
-    sync already logged why it failed)."""
+    """procrastinate logs a failed job with its traceback, and some errors over several lines;
+    Rosetta says each in one line (the sync already logged why it failed)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "action", None) == "task_not_found":
+            return False  # said again by the job's end line, with the error
+        message = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
-            record.args = None
+            # The first line of the error: a database error goes on with CONTEXT and DETAIL
+            # lines, procrastinate's own errors start with a line break.
+            text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+            message = f"{message}: {type(exc).__name__}: {text}"
             record.exc_info = None
             record.exc_text = None
+        record.msg = " ".join(message.split())
+        record.args = None
         return True
 
 
 def quiet_procrastinate() -> None:
-    """procrastinate's own lines at WARNING and above, each on one line."""
+    """procrastinate's own lines at WARNING and above, each on one line, on stderr.
+
+    The filter is the handler's: a logger's filters see only the records logged on that very
+    logger, and procrastinate logs on several (``procrastinate.utils``, and a child of
+    ``procrastinate.worker`` named after the worker)."""
     logger = logging.getLogger("procrastinate")
     logger.setLevel(logging.WARNING)
-    if not any(isinstance(f, _OneLine) for f in logger.filters):
-        logger.addFilter(_OneLine())
-    for name in ("procrastinate.worker", "procrastinate.periodic", "procrastinate.manager"):
-        sub = logging.getLogger(name)
-        if not any(isinstance(f, _OneLine) for f in sub.filters):
-            sub.addFilter(_OneLine())
+    if not any(isinstance(f, _OneLine) for h in logger.handlers for f in h.filters):
+        handler = logging.StreamHandler()
+        handler.addFilter(_OneLine())
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 class Worker:
