@@ -260,6 +260,15 @@ def test_demo(env: dict[str, str], servers: list[Server], tmp_path: Path, demo_d
     status, available = request(f"{server.base}/api/v1/sources/{source_id}/available-tables", token)
     assert {t["name"] for t in available} == {"order_items", "shipments"}
 
+    # The monitor's first cycle (its worker syncs the sources due at start) is done before the
+    # publication changes: the Refresh below is what finds the new table.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        health = request(f"{server.base}/api/v1/health", token)[1]
+        if health["monitor"]["last_cycle_outcome"] is not None:
+            break
+        time.sleep(0.2)
+    assert health["monitor"]["last_cycle_outcome"] == "ok", health
     # The printed command never shows the password; psql asks for it (here: the store's).
     password = str(conninfo_to_dict(env["ROSETTA_DATABASE_URL"])["password"])
     assert password not in output
