@@ -103,7 +103,7 @@ def sync_source(
     connections, to reuse one opened with the same parameters instead of opening one."""
     started = time.perf_counter()
     run = run or SyncRun.here()
-    summary = SyncSummary(source.name)
+    summary = SyncSummary(source.name, synced_by=run.worker, job_id=run.job_id)
     limits = limits or SourceLimits()
     _end_read_transaction(store)
     # Every line about what the sync wrote is logged once its transaction has committed.

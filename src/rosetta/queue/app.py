@@ -160,11 +160,12 @@ class Runtime:
 
     # --- rosetta.schedule ----------------------------------------------------------------------
 
-    def tick_in_thread(self) -> None:
+    def tick_in_thread(self, worker_id: int | None = None) -> None:
         """One tick's work on the store: defer the due sources' jobs; now and then, forget
-        old sync records."""
+        old sync records. (A worker that ticks is named before it runs any sync.)"""
         with map_store_errors(during="the scheduler's tick"):
             with self.pool.connection() as store:
+                self._name_worker(store, worker_id)
                 deferred = scheduler.schedule_due(
                     store, self.options.default_interval, self.options.full_every
                 )
@@ -174,8 +175,8 @@ class Runtime:
                     scheduler.prune(store, self.options.retention_hours)
         self.ticks += 1
 
-    async def tick(self, app: procrastinate.App) -> None:
-        await asyncio.to_thread(self.tick_in_thread)
+    async def tick(self, app: procrastinate.App, worker_id: int | None = None) -> None:
+        await asyncio.to_thread(self.tick_in_thread, worker_id)
         # Once a heartbeat (counted in ticks, from the first tick on: with a heartbeat of one
         # tick or less, every tick).
         every = max(1, round(self.options.heartbeat / self.options.tick))
@@ -260,6 +261,6 @@ def build_app(store_url: str, runtime: Runtime) -> procrastinate.App:
             queueing_lock=SCHEDULE_TASK,
         )
         async def schedule_task(context: JobContext, timestamp: int) -> None:
-            await runtime.tick(context.app)
+            await runtime.tick(context.app, context.job.worker_id)
 
     return app
