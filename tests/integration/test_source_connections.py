@@ -57,8 +57,9 @@ def test_a_connection_given_back_is_reused_reset_for_the_same_parameters(
     first = pid(lease.conn)
     lease.conn.execute("SELECT set_config('TimeZone', 'Asia/Tokyo', false)")
     lease.conn.execute("SET statement_timeout = '1s'")
+    lease.conn.execute("SELECT pg_advisory_lock(42)")
+    lease.conn.execute("CREATE TEMP TABLE leftover (id int)")
     lease.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    lease.conn.execute("PREPARE leftover AS SELECT 1")
     connections.give_back(lease)
 
     again = connections.take(params, LIMITS)
@@ -67,9 +68,26 @@ def test_a_connection_given_back_is_reused_reset_for_the_same_parameters(
     assert again.conn.execute("SHOW TimeZone").fetchone() != ("Asia/Tokyo",)
     assert again.conn.execute("SHOW statement_timeout").fetchone() == ("7s",)
     assert again.conn.execute("SHOW lock_timeout").fetchone() == ("3s",)
-    assert again.conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+    assert again.conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    ).fetchone() == (0,)
+    assert again.conn.execute("SELECT to_regclass('pg_temp.leftover')").fetchone() == (None,)
     assert (connections.opened, connections.reused) == (1, 1)
     connections.give_back(again)
+
+
+def test_statements_psycopg_prepared_survive_the_reset(
+    source_db: SourceDb, connections: SourceConnections
+) -> None:
+    """psycopg prepares a statement run often; the reset must not drop it behind its back."""
+    params = sources.parse_dsn(source_db.url)
+    pids = set()
+    for n in range(12):
+        lease = connections.take(params, LIMITS)
+        pids.add(pid(lease.conn))
+        assert lease.conn.execute("SELECT %s::int + 1", (n,)).fetchone() == (n + 1,)
+        connections.give_back(lease)
+    assert len(pids) == 1
 
 
 def test_another_user_password_database_or_option_never_gets_the_connection(

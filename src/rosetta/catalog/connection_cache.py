@@ -9,10 +9,13 @@ hands the connection one sync has finished with to the next sync of the same dat
 - A connection is reused only for exactly the parameters it was opened with: host, port,
   database, user, password and every option, and the same limits (a digest of the password,
   keyed per cache, stands in for it). One source's credentials never serve another's.
-- A connection given back is reset: its transaction rolled back and ``DISCARD ALL`` (settings,
-  prepared statements, temp tables, advisory locks, LISTENs), so it holds no snapshot while it
-  waits. Taken again, its time limits are set anew; that round trip is also the check that it
-  is alive, and a dead one is replaced by a new connection.
+- A connection given back is reset: its transaction rolled back (so it holds no snapshot while
+  it waits), then what ``DISCARD ALL`` does but for the prepared statements (:data:`RESET`).
+  psycopg prepares the catalog queries a connection runs often, and tracks them; ``DISCARD
+  ALL`` would drop them behind its back (psycopg notices only the first ``DISCARD ALL`` of a
+  connection: the next statement it prepared then fails). Taken again, its time limits are set
+  anew; that round trip is also the check that it is alive, and a dead one is replaced by a
+  new connection.
 - A connection whose sync failed on the source, or that is broken or in a transaction it cannot
   end, is closed, never kept.
 - At most ``max_idle`` connections wait (the least recently used goes first), none longer than
@@ -37,6 +40,12 @@ from psycopg.pq import TransactionStatus
 from rosetta.catalog.connection import ConnectionParams, SourceLimits, connect, set_limits
 
 Key = tuple[Hashable, ...]
+
+RESET = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+)
+"""``DISCARD ALL`` but ``DEALLOCATE ALL`` and ``DISCARD PLANS``: one round trip."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +139,7 @@ class SourceConnections:
         try:
             if conn.info.transaction_status != TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
-            conn.execute("DISCARD ALL")
+            conn.execute(RESET)
         except psycopg.Error:
             conn.close()
             return
