@@ -45,6 +45,7 @@ from psycopg import sql
 from rosetta import sources
 from rosetta import sync as sync_module
 from rosetta.catalog.connection import SourceLimits
+from rosetta.catalog.connection_cache import SourceConnections
 from rosetta.catalog.source_reader import SourceReader
 from rosetta.crypto import SecretBox
 from rosetta.pg.server import PostgresServer, read_pid
@@ -262,18 +263,22 @@ class Sampler:
         conns = {name: store_connect(url) for name, url in urls.items()}
         try:
             while not self.stop.is_set():
-                for name, conn in conns.items():
-                    counts = {str(w): int(c) for w, c in conn.execute(ACTIVITY).fetchall()}
-                    peak = self.peaks.setdefault(name, {})
-                    for who, count in counts.items():
-                        peak[who] = max(peak.get(who, 0), count)
-                    total = sum(counts.values())
-                    self.peak_totals[name] = max(self.peak_totals.get(name, 0), total)
+                with contextlib.suppress(psycopg.Error):  # a server stopping under it
+                    self._sample(conns)
                 self.samples += 1
                 self.stop.wait(SAMPLE_EVERY)
         finally:
             for conn in conns.values():
                 conn.close()
+
+    def _sample(self, conns: dict[str, psycopg.Connection[Any]]) -> None:
+        for name, conn in conns.items():
+            counts = {str(w): int(c) for w, c in conn.execute(ACTIVITY).fetchall()}
+            peak = self.peaks.setdefault(name, {})
+            for who, count in counts.items():
+                peak[who] = max(peak.get(who, 0), count)
+            total = sum(counts.values())
+            self.peak_totals[name] = max(self.peak_totals.get(name, 0), total)
 
     def finish(self) -> dict[str, Any]:
         self.stop.set()
@@ -425,6 +430,7 @@ def run_round(
     store_url: str,
     tmp: Path,
     n_sources: int,
+    timeout: float,
 ) -> dict[str, Any]:
     """Start the workers, make every source due at once, and wait until each has one more
     sync_runs row (or --timeout)."""
@@ -456,7 +462,7 @@ def run_round(
                 done = int(row[0]) if row else 0
                 if done >= n_sources:
                     break
-                if time.perf_counter() - started > args.timeout:
+                if time.perf_counter() - started > timeout:
                     timed_out = True
                     break
                 for proc in procs:
@@ -566,9 +572,12 @@ def time_scheduler(store_url: str, n_sources: int, runs: int) -> dict[str, Any]:
 # --- warm syncs in-process, step by step -------------------------------------------------------
 
 
-def profile_syncs(store_url: str, box: SecretBox, count: int) -> dict[str, Any]:
+def profile_syncs(
+    store_url: str, box: SecretBox, count: int, connections: SourceConnections | None
+) -> dict[str, Any]:
     """``count`` warm syncs one after the other in this process (as one job of a worker runs
-    one), each step timed by wrapping SourceReader's methods and rosetta.sync's steps."""
+    one), each step timed by wrapping SourceReader's methods and rosetta.sync's steps; with
+    ``connections``, reusing source connections as a worker does."""
     steps: dict[str, list[float]] = {}
     originals: list[tuple[Any, str, Any]] = []
 
@@ -604,7 +613,9 @@ def profile_syncs(store_url: str, box: SecretBox, count: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 source = repository.source_by_id(store, int(source_id))
                 store.rollback()
-                sync_module.sync_source(store, source, box, limits=limits, run=run)
+                sync_module.sync_source(
+                    store, source, box, limits=limits, run=run, connections=connections
+                )
                 totals.append(time.perf_counter() - started)
     finally:
         for owner, name, original in reversed(originals):
@@ -662,7 +673,15 @@ def render(rounds: list[dict[str, Any]]) -> str:
 def verdicts(
     warm: list[dict[str, Any]], args: argparse.Namespace, n_sources: int
 ) -> list[dict[str, Any]]:
-    checks: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = [
+        {
+            "name": "every round ran",
+            "value": f"{len(warm)} warm rounds of {len(args.workers)}",
+            "target": "all (a cold round that did not finish leaves none)",
+            "pass": len(warm) == len(args.workers),
+            "binding": True,
+        }
+    ]
     most = max(warm, key=lambda r: r["workers"]) if warm else None
     for r in warm:
         checks.append(
@@ -727,7 +746,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--interval", type=float, default=INTERVAL_SECONDS, help="ROSETTA_MONITOR_INTERVAL"
     )
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds per round at most")
-    parser.add_argument("--no-cold", action="store_true", help="skip the timed cold round")
+    parser.add_argument(
+        "--cold-timeout", type=float, default=600.0, help="seconds for the cold round at most"
+    )
     parser.add_argument("--scheduler-runs", type=int, default=3)
     parser.add_argument("--profile-syncs", type=int, default=300, help="in-process warm syncs")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -777,11 +798,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         rounds: list[dict[str, Any]] = []
         most = max(args.workers)
-        cold = run_round(f"cold, {most} workers", most, args, servers, store_url, tmp, n_sources)
+        cold = run_round(
+            f"cold, {most} workers",
+            most,
+            args,
+            servers,
+            store_url,
+            tmp,
+            n_sources,
+            args.cold_timeout,
+        )
         cold["cold"] = True
         rounds.append(cold)
         warm: list[dict[str, Any]] = []
-        for workers in args.workers:
+        if cold["timed_out"]:
+            log("the cold round did not sync every source: no warm round (it would not be warm)")
+        for workers in [] if cold["timed_out"] else args.workers:
             result = run_round(
                 f"warm, {workers} worker{'s' if workers > 1 else ''}",
                 workers,
@@ -790,13 +822,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 store_url,
                 tmp,
                 n_sources,
+                args.timeout,
             )
             warm.append(result)
             rounds.append(result)
         settle_store(store_url)
         if args.profile_syncs:
-            report["profile"] = profile_syncs(store_url, box, args.profile_syncs)
-            log(f"in-process warm syncs: {report['profile']}")
+            report["profile_new_connection_each"] = profile_syncs(
+                store_url, box, args.profile_syncs, None
+            )
+            log(f"in-process warm syncs, new connections: {report['profile_new_connection_each']}")
+            shared = SourceConnections(max_idle=args.concurrency)
+            try:
+                report["profile_shared_connections"] = profile_syncs(
+                    store_url, box, args.profile_syncs, shared
+                )
+            finally:
+                shared.close()
+            log(f"in-process warm syncs, shared: {report['profile_shared_connections']}")
         report["worker_log_tail"] = worker_log_tail(tmp)
     elapsed = time.perf_counter() - started
     env["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
