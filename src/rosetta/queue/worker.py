@@ -46,19 +46,46 @@ class _OneLine(logging.Filter):
         return True
 
 
-def quiet_procrastinate() -> None:
-    """procrastinate's own lines at WARNING and above, each on one line, on stderr.
+class _ToRosetta(logging.Handler):
+    """Hands a record of a library, made one line, to Rosetta's own handlers (the console and
+    the log file, with their format and timestamps)."""
 
-    The filter is the handler's: a logger's filters see only the records logged on that very
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(_OneLine())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("rosetta.queue").handle(record)
+
+
+LIBRARIES = ("procrastinate", "psycopg.pool")
+"""The loggers of the libraries a worker runs on."""
+
+
+def quiet_procrastinate() -> None:
+    """procrastinate's and the store pool's own lines at WARNING and above, each on one line,
+    among Rosetta's.
+
+    The filter is on the handler: a logger's filters see only the records logged on that very
     logger, and procrastinate logs on several (``procrastinate.utils``, and a child of
     ``procrastinate.worker`` named after the worker)."""
-    logger = logging.getLogger("procrastinate")
-    logger.setLevel(logging.WARNING)
-    if not any(isinstance(f, _OneLine) for h in logger.handlers for f in h.filters):
-        handler = logging.StreamHandler()
-        handler.addFilter(_OneLine())
-        logger.addHandler(handler)
-        logger.propagate = False
+    for name in LIBRARIES:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        if not any(isinstance(h, _ToRosetta) for h in logger.handlers):
+            logger.addHandler(_ToRosetta())
+            logger.propagate = False
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An error asyncio would print with its traceback (a task of procrastinate's that failed
+    while the store went away): one line."""
+    exc = context.get("exception")
+    text = context.get("message", "")
+    if exc is not None:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        text = f"{text}: {type(exc).__name__}: {first}"
+    log.warning("Worker: %s", " ".join(str(text).split()))
 
 
 class Worker:
@@ -107,6 +134,7 @@ class Worker:
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.loop.set_exception_handler(_loop_exception)
         queues = [SYNC_QUEUE, SCHEDULE_QUEUE] if self.options.schedule else [SYNC_QUEUE]
         failures = 0
         while not self.stopping.is_set():
