@@ -193,27 +193,39 @@ class Runtime:
             seconds_since_heartbeat=self.options.stalled_after
         )
         for job in stalled:
+            assert job.id is not None
+            what = "Sync job" if job.task_name == SYNC_TASK else "Job"
             try:
+                if job.task_name != SYNC_TASK:
+                    # A scheduler's tick: the next one (every second) does its work.
+                    await app.job_manager.finish_job_by_id_async(
+                        job.id, procrastinate.jobs.Status.ABORTED, delete_job=True
+                    )
+                    continue
                 await app.job_manager.retry_job(job)
             except procrastinate.exceptions.UniqueViolation:
                 # A job like it waits already (a Refresh's sync of the source, deferred while
-                # this one ran; a later tick): the queueing lock forbids a second, and that one
-                # does the same work. The stalled job ends, so that its lock no longer holds
-                # the waiting one back.
-                assert job.id is not None
+                # this one ran): the queueing lock forbids a second, and that one does the same
+                # work. The stalled job ends, so that its lock no longer holds the waiting one
+                # back.
                 await app.job_manager.finish_job_by_id_async(
                     job.id, procrastinate.jobs.Status.ABORTED, delete_job=False
                 )
                 log.warning(
-                    "Sync job %s was running on a worker that stopped (no heartbeat for %gs): "
+                    "%s %s was running on a worker that stopped (no heartbeat for %gs): "
                     "ended, as a job like it waits",
+                    what,
                     job.id,
                     self.options.stalled_after,
                 )
                 continue
+            except procrastinate.exceptions.ConnectorException as exc:
+                # Another scheduler's tick handed it back first (it is no longer running).
+                log.debug("Stalled job %s already handled: %s", job.id, exc)
+                continue
             log.warning(
-                "Sync job %s was running on a worker that stopped (no heartbeat for %gs): "
-                "queued again",
+                "%s %s was running on a worker that stopped (no heartbeat for %gs): queued again",
+                what,
                 job.id,
                 self.options.stalled_after,
             )

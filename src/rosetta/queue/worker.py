@@ -165,7 +165,7 @@ class Worker:
                     )
                 if self.stopping.is_set():
                     break
-                raise RuntimeError("the worker stopped")
+                raise RuntimeError("the queue's connection to the store failed")
             except asyncio.CancelledError:
                 if self.stopping.is_set():
                     break
