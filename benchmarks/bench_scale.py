@@ -723,12 +723,12 @@ def verdicts(
         checks.append(
             {
                 "name": f"{r['workers']} worker(s): no source synced twice in an interval",
-                "value": f"most syncs of one source in the round {r['most_syncs_of_one_source']}, "
-                f"two syncs of a source under {args.interval:g} s apart: "
-                f"{r['synced_twice_within_interval']}",
-                "target": "1 and 0",
-                "pass": r["most_syncs_of_one_source"] == 1
-                and r["synced_twice_within_interval"] == 0,
+                "value": f"two syncs of a source under {args.interval:g} s apart: "
+                f"{r['synced_twice_within_interval']} (most syncs of one source in the round: "
+                f"{r['most_syncs_of_one_source']}; 2 when the round outlasts an interval, and "
+                "a source synced early is due again)",
+                "target": "0",
+                "pass": r["synced_twice_within_interval"] == 0,
                 "binding": True,
             }
         )
