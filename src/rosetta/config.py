@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Syncs one `rosetta worker` runs at once (each holds one store connection "
-        "while it runs; a worker holds at most this many plus 3).",
+        "while it runs; a worker holds at most this many plus 5).",
     )
     worker_heartbeat_seconds: float = Field(
         default=10.0,

@@ -171,7 +171,7 @@ class Runtime:
                 )
                 if deferred:
                     log.debug("Scheduler deferred the syncs of %d sources", len(deferred))
-                if self.ticks % 600 == 0:
+                if self.ticks % 60 == 0:
                     scheduler.prune(store, self.options.retention_hours)
         self.ticks += 1
 

@@ -35,9 +35,10 @@ class QueueOptions:
 
     @property
     def store_connections(self) -> int:
-        """The most store connections one worker holds: one per running sync, and those of the
-        queue itself (its LISTEN, fetching and finishing jobs, the heartbeat)."""
-        return self.concurrency + QUEUE_POOL
+        """The most store connections one worker holds: one per running sync and one for the
+        scheduler's tick, procrastinate's pool (fetching and finishing jobs, the heartbeat),
+        and its LISTEN connection."""
+        return self.concurrency + 1 + QUEUE_POOL + 1
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> QueueOptions:
