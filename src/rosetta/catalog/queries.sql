@@ -255,7 +255,10 @@ ORDER BY 1, 2
 -- itself with publish_via_partition_root, whose partitions are then left out), read from the
 -- catalogs themselves. That function opens every table without a column list on PostgreSQL
 -- 16+, taking a lock on each: one table held by a long ALTER TABLE would stall the whole read.
--- Publishable: an ordinary or partitioned, permanent, user (OID >= 16384) table.
+-- Publishable: an ordinary or partitioned, permanent, user (OID >= 16384) table. The listed
+-- tables are read through the publication's own OID (LATERAL), and each relation by its OID,
+-- so that the read costs what the publication holds, not what the database holds (a database
+-- of a thousand publications).
 candidates AS (
     SELECT c.oid AS relid, p.pubviaroot AS viaroot
     FROM pg_catalog.pg_publication p
@@ -266,14 +269,18 @@ candidates AS (
     UNION
     SELECT tree.relid, p.pubviaroot
     FROM pg_catalog.pg_publication p
-    JOIN (
-        SELECT pr.prpubid AS pubid, pr.prrelid AS relid FROM pg_catalog.pg_publication_rel pr
+    CROSS JOIN LATERAL (
+        SELECT pr.prrelid AS relid FROM pg_catalog.pg_publication_rel pr
+        WHERE pr.prpubid = p.oid
         UNION
-        SELECT pn.pnpubid, c.oid
+        SELECT c.oid
         FROM pg_catalog.pg_publication_namespace pn
         JOIN pg_catalog.pg_class c ON c.relnamespace = pn.pnnspid AND c.relkind IN ('r', 'p')
-    ) listed ON listed.pubid = p.oid
-    JOIN pg_catalog.pg_class lc ON lc.oid = listed.relid
+        WHERE pn.pnpubid = p.oid
+    ) listed
+    CROSS JOIN LATERAL (
+        SELECT lc.relkind FROM pg_catalog.pg_class lc WHERE lc.oid = listed.relid OFFSET 0
+    ) lc
     CROSS JOIN LATERAL (
         -- pg_partition_tree() has no rows for a table outside any partition tree.
         SELECT listed.relid, 0 AS level, true AS isleaf WHERE lc.relkind = 'r'
@@ -282,12 +289,16 @@ candidates AS (
         FROM pg_catalog.pg_partition_tree(listed.relid) pt
         WHERE lc.relkind = 'p'
     ) tree
-    JOIN pg_catalog.pg_class c ON c.oid = tree.relid
+    CROSS JOIN LATERAL (
+        SELECT c.oid FROM pg_catalog.pg_class c
+        WHERE c.oid = tree.relid
+          AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND c.oid >= 16384
+        OFFSET 0
+    ) c
     WHERE p.pubname = %(publication)s AND NOT p.puballtables
-      AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND c.oid >= 16384
       AND CASE WHEN p.pubviaroot THEN tree.level = 0 ELSE tree.isleaf END
 ),
-members AS (
+membership AS (
     SELECT cand.relid
     FROM candidates cand
     WHERE NOT (cand.viaroot AND EXISTS (
@@ -296,6 +307,11 @@ members AS (
         JOIN candidates published ON published.relid = anc.relid
         WHERE anc.relid <> cand.relid
     ))
+),
+members AS (
+    -- Through an array: the planner then expects a few members, not a guess drawn from the
+    -- whole catalog, and reads each member's rows by index.
+    SELECT unnest(ARRAY(SELECT relid FROM membership)) AS relid
 )
 
 -- name: members_named
