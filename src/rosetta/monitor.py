@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from rosetta.capture.listener import Listener
@@ -137,29 +138,13 @@ class Monitor:
         try:
             store = db.connect(self.store_url, autocommit=True)
             try:
-                store.execute(
-                    QUERIES["heartbeat_start"],
-                    {
-                        "monitor_id": self.monitor_id,
-                        "hostname": socket.gethostname(),
-                        "pid": os.getpid(),
-                        "interval": self.interval,
-                    },
-                )
+                self._beat_started(store)
                 sources = repository.list_sources(store)
                 workers = max(1, min(self.concurrency, len(sources)))
                 with ThreadPoolExecutor(workers, thread_name_prefix="rosetta-sync") as pool:
                     result.summaries = list(pool.map(lambda s: self._sync_one(s, full), sources))
                 result.duration = time.perf_counter() - started
-                store.execute(
-                    QUERIES["heartbeat_finish"],
-                    {
-                        "monitor_id": self.monitor_id,
-                        "duration": result.duration,
-                        "outcome": result.outcome,
-                        "summary": Jsonb(result.to_json()),
-                    },
-                )
+                self._beat_finished(store, result)
             finally:
                 store.close()
         except RosettaError as exc:
@@ -171,6 +156,32 @@ class Monitor:
         self.last = result
         self._log_cycle(result)
         return result
+
+    def _beat_started(self, store: psycopg.Connection[Any]) -> datetime:
+        """Say in the store that a cycle of this monitor starts; when (the store's clock)."""
+        row = store.execute(
+            QUERIES["heartbeat_start"] + " RETURNING last_cycle_started_at",
+            {
+                "monitor_id": self.monitor_id,
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "interval": self.interval,
+            },
+        ).fetchone()
+        assert row is not None
+        started: datetime = row[0]
+        return started
+
+    def _beat_finished(self, store: psycopg.Connection[Any], result: CycleResult) -> None:
+        store.execute(
+            QUERIES["heartbeat_finish"],
+            {
+                "monitor_id": self.monitor_id,
+                "duration": result.duration,
+                "outcome": result.outcome,
+                "summary": Jsonb(result.to_json()),
+            },
+        )
 
     def _log_cycle(self, result: CycleResult) -> None:
         log.info(
@@ -239,17 +250,7 @@ class Monitor:
         self.cycles += 1
         store = db.connect(self.store_url, autocommit=True)
         try:
-            row = store.execute(
-                QUERIES["heartbeat_start"] + " RETURNING last_cycle_started_at",
-                {
-                    "monitor_id": self.monitor_id,
-                    "hostname": socket.gethostname(),
-                    "pid": os.getpid(),
-                    "interval": self.interval,
-                },
-            ).fetchone()
-            assert row is not None
-            self.cycle_started_at = row[0]
+            self.cycle_started_at = self._beat_started(store)
             return [int(r[0]) for r in store.execute(QUERIES["sources_due"])]
         finally:
             store.close()
@@ -282,15 +283,7 @@ class Monitor:
         try:
             rows = store.execute(QUERIES["runs_since"], {"since": started}).fetchall()
             result.summaries = [SyncSummary.from_json(r[0]) for r in rows]
-            store.execute(
-                QUERIES["heartbeat_finish"],
-                {
-                    "monitor_id": self.monitor_id,
-                    "duration": result.duration,
-                    "outcome": result.outcome,
-                    "summary": Jsonb(result.to_json()),
-                },
-            )
+            self._beat_finished(store, result)
         finally:
             store.close()
         self.last = result
