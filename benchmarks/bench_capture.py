@@ -226,6 +226,24 @@ def wait_for_listener(
             time.sleep(0.1)
 
 
+def wait_for_first_cycle(proc: subprocess.Popen[bytes], tmp: Path, timeout: float) -> float:
+    """Wait for the monitor's first cycle (its worker syncing the sources due at start: a full
+    read of the publication), so that no timed DDL waits behind it."""
+    started = time.perf_counter()
+    while "Schema monitoring cycle completed" not in monitor_output(tmp, lines=1_000_000):
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"rosetta monitor exited ({proc.returncode}) before its first cycle\n"
+                + monitor_output(tmp)
+            )
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(
+                f"no first monitoring cycle after {timeout:.0f}s\n" + monitor_output(tmp)
+            )
+        time.sleep(0.1)
+    return time.perf_counter() - started
+
+
 # --- the notification side-channel ---------------------------------------------------------
 
 
@@ -669,6 +687,8 @@ def measure(sizes: list[Size], args: argparse.Namespace) -> None:
             waited = wait_for_listener(size.source_url, proc, tmp, LISTENER_TIMEOUT)
             size.out["listener_connected_after_seconds"] = round(waited, 2)
             log(f"[{size.n}] listener connected after {waited:.1f}s")
+            cycle = wait_for_first_cycle(proc, tmp, LISTENER_TIMEOUT)
+            log(f"[{size.n}] the monitor's first cycle done {cycle:.1f}s later")
         conns = {}
         for size, tmp, _proc in running:
             watch = NotifyWatch(size.source_url)

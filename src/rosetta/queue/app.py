@@ -136,6 +136,14 @@ class Runtime:
                     {"id": source.id, "seconds": max(0.0, time.time() - woken_at)},
                 )
                 store.commit()
+        if reason == "capture" and summary.error is None and summary.wrote_anything:
+            log.info(
+                "Captured DDL on source %s synced in %.0f ms (%d events)",
+                source.name,
+                summary.duration * 1000,
+                summary.captured_events,
+                extra={"source": source.name},
+            )
         if self.on_sync is not None:
             self.on_sync(summary)
         if summary.error is not None:

@@ -23,6 +23,8 @@ from rosetta.queue.options import QueueOptions
 log = logging.getLogger("rosetta.queue")
 
 MAX_BACKOFF = 30.0
+FETCH_POLL = 0.2
+"""Seconds between a worker's looks for jobs besides its notifications (one indexed query)."""
 
 
 class _OneLine(logging.Filter):
@@ -160,7 +162,10 @@ class Worker:
                         update_heartbeat_interval=self.options.heartbeat,
                         stalled_worker_timeout=self.options.stalled_after,
                         delete_jobs="successful",
-                        fetch_job_polling_interval=1.0,
+                        # procrastinate wakes a worker on a new job (LISTEN), not when a job
+                        # ends: a job that waited for its source's lock (a captured DDL's
+                        # sync behind a running one) is fetched at the next poll.
+                        fetch_job_polling_interval=FETCH_POLL,
                         shutdown_graceful_timeout=60.0,
                     )
                 if self.stopping.is_set():
