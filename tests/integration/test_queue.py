@@ -66,3 +66,34 @@ def test_the_scheduler_defers_each_source_once_and_a_worker_syncs_it(
     assert last_by == [(worker.runtime.name,)]
     store.rollback()
     assert client.workers_alive(store, 3.0) == 1
+
+
+def test_with_no_retries_a_failed_sync_job_fails_once(
+    store: psycopg.Connection[Any], store_url: str, box: SecretBox
+) -> None:
+    """ROSETTA_SYNC_RETRIES=0: one attempt (procrastinate reads max_attempts=0 as no limit)."""
+    from rosetta import sources
+    from rosetta.pg.server import free_port
+
+    params = sources.parse_dsn(f"postgresql://nobody:pw@127.0.0.1:{free_port()}/nothing")
+    sources.add_source(store, box, sources.SourceInput("gone", params, "pub"))
+    store.commit()
+    options = QueueOptions(concurrency=1, heartbeat=1.0, default_interval=3600, retries=0)
+    running = Worker(store_url, box, SourceLimits(connect_timeout=1), options)
+    running.start()
+    try:
+        wait_until("the failed sync", lambda: len(runs(store)) >= 1)
+
+        def job_failed() -> bool:
+            row = store.execute(
+                "SELECT status::text FROM procrastinate_jobs WHERE task_name = %s",
+                ("rosetta.sync_source",),
+            ).fetchone()
+            store.rollback()
+            return row == ("failed",)
+
+        wait_until("the job to fail", job_failed)
+        time.sleep(3)  # a retry would come after 2 s
+    finally:
+        running.stop()
+    assert [(name, status) for name, _, status, _ in runs(store)] == [("gone", "failed")]

@@ -250,10 +250,15 @@ def build_app(store_url: str, runtime: Runtime) -> procrastinate.App:
         kwargs={"connect_timeout": 10, "application_name": "rosetta-queue"},
     )
     app = procrastinate.App(connector=connector)
-    retry = procrastinate.RetryStrategy(
-        max_attempts=options.retries,
-        exponential_wait=2,
-        retry_exceptions={SyncFailed, StoreUnavailableError},
+    # procrastinate reads max_attempts=0 as "no limit": no retries is no strategy.
+    retry: procrastinate.RetryStrategy | bool = (
+        procrastinate.RetryStrategy(
+            max_attempts=options.retries,
+            exponential_wait=2,
+            retry_exceptions={SyncFailed, StoreUnavailableError},
+        )
+        if options.retries > 0
+        else False
     )
 
     @app.task(name=SYNC_TASK, queue=SYNC_QUEUE, pass_context=True, retry=retry)
