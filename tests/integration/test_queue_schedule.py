@@ -180,3 +180,31 @@ def test_the_api_sets_an_interval_and_the_source_page_shows_it_and_who_synced(
     cleared = api.patch(f"/api/v1/sources/{source.id}", json={"sync_interval_seconds": None})
     assert cleared.json()["sync_interval_seconds"] is None
     assert "polling every 60 s" in web.get(f"/sources/{source.id}").text
+
+
+def test_the_source_form_sets_keeps_and_checks_the_interval(
+    store: psycopg.Connection[Any], source_db: SourceDb, register: Any, web: Any
+) -> None:
+    from tests.integration.web_helpers import csrf_of, source_form
+
+    source_db.sql("CREATE PUBLICATION rosetta_publication")
+    shop = register("shop")
+    edit = f"/sources/{shop.id}/edit"
+    assert 'placeholder="60 (the default)"' in web.get(edit).text
+    form = {**source_form(source_db), "sync_interval": "300"}
+    saved = web.post(edit, data={**form, "csrf": csrf_of(web, edit)})
+    assert saved.status_code == 303, saved.text
+    assert repository.source_by_name(store, "shop").sync_interval_seconds == 300
+    store.rollback()
+    assert 'name="sync_interval" value="300"' in web.get(edit).text
+    bad = {**form, "sync_interval": "soon"}
+    refused = web.post(edit, data={**bad, "csrf": csrf_of(web, edit)})
+    assert refused.status_code == 422
+    assert "the sync interval must be a number of seconds" in refused.text
+    too_small = {**form, "sync_interval": "0.5"}
+    refused = web.post(edit, data={**too_small, "csrf": csrf_of(web, edit)})
+    assert "invalid sync interval 0.5" in refused.text
+    cleared = {**form, "sync_interval": ""}
+    assert web.post(edit, data={**cleared, "csrf": csrf_of(web, edit)}).status_code == 303
+    assert repository.source_by_name(store, "shop").sync_interval_seconds is None
+    store.rollback()

@@ -10,7 +10,7 @@ the error on the form, and nothing is stored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
@@ -53,6 +53,7 @@ class SourceFormData(BaseModel):
     replication_name: Text = ""
     sslmode: Text = ""
     webhook_severity: Text = "all"
+    sync_interval: Text = ""
     action: Text = "save"
 
     @classmethod
@@ -67,6 +68,9 @@ class SourceFormData(BaseModel):
             replication_name=source.replication_name or "",
             sslmode=str((source.connect_options or {}).get("sslmode", "")),
             webhook_severity=source.webhook_severity,
+            sync_interval=(
+                f"{source.sync_interval_seconds:g}" if source.sync_interval_seconds else ""
+            ),
         )
 
     def shown(self) -> dict[str, str]:
@@ -101,12 +105,21 @@ class SourceFormData(BaseModel):
         slot = self.replication_name.strip() or None
         if slot is not None:
             sources.validate_identifier(slot, "replication slot name")
+        interval = None
+        if self.sync_interval.strip():
+            try:
+                interval = float(self.sync_interval.strip())
+            except ValueError:
+                raise InvalidInputError(
+                    "the sync interval must be a number of seconds (empty: the default)"
+                ) from None
         return sources.SourceInput(
             self.name.strip(),
             params,
             self.publication_name.strip(),
             slot,
             sources.validate_webhook_severity(self.webhook_severity),
+            sources.validate_interval(interval),
         )
 
 
@@ -174,6 +187,7 @@ def _form_page(
         form=form.shown(),
         ssl_modes=SSL_MODES,
         webhook_severities=WEBHOOK_SEVERITIES,
+        default_interval=common.settings(request).monitor_interval,
         error=error,
         test=test,
         has_password=bool(source and source.password_encrypted),
@@ -256,11 +270,7 @@ def update_source(request: Request, conn: Store, source_id: int, form: SourceFor
     if isinstance(source, Response):
         return source
     try:
-        # The form does not show the sync interval: an edit keeps it.
-        data = replace(
-            form.to_input(dict(source.connect_options or {})),
-            sync_interval_seconds=source.sync_interval_seconds,
-        )
+        data = form.to_input(dict(source.connect_options or {}))
         if form.action == "test":
             tested = services.tested_input(source, data, common.box(request))
             return _tested(request, form, tested, source)
