@@ -235,6 +235,10 @@ def describe(exc: psycopg.Error) -> str:
         )
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return "a statement ran longer than ROSETTA_SOURCE_STATEMENT_TIMEOUT and was cancelled"
+    if "server closed the connection unexpectedly" in str(exc):
+        # libpq's message goes on over two more lines ("This probably means the server
+        # terminated abnormally / before or while processing the request."): say the fact.
+        return "the server closed the connection unexpectedly (it stopped, or ended the session)"
     line = first_line(exc)
     if _PEER_BYTES.search(line):
         return "the server did not answer as PostgreSQL does"
