@@ -119,3 +119,21 @@ def test_refresh_waits_no_longer_than_its_timeout(
         "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'"
     ).fetchone()
     assert waiting == (1,)
+
+
+def test_a_refresh_of_an_unreachable_source_fails_at_once_without_retries(
+    store: psycopg.Connection[Any], box: SecretBox, worker: Worker
+) -> None:
+    from rosetta import sources
+    from rosetta.pg.server import free_port
+
+    params = sources.parse_dsn(f"postgresql://nobody:pw@127.0.0.1:{free_port()}/nothing")
+    sources.add_source(store, box, sources.SourceInput("gone", params, "pub"))
+    store.commit()
+    wait_until("the scheduled sync and its retries", lambda: len(runs(store)) >= 3)
+    before = len(runs(store))
+    summary = refresh(store, box, "gone")
+    assert summary.error is not None and "cannot connect" in summary.error
+    assert summary.job_id is not None
+    refreshes = [r for r in runs(store)[before:] if r[1] == "refresh"]
+    assert [(r[0], r[2]) for r in refreshes] == [("gone", "failed")]

@@ -146,7 +146,9 @@ class Runtime:
             )
         if self.on_sync is not None:
             self.on_sync(summary)
-        if summary.error is not None:
+        if summary.error is not None and reason != "refresh":
+            # Retried with backoff. A Refresh is not: its user waits for the answer, and gets
+            # the error now.
             raise SyncFailed(f"sync of source {source.name!r} failed: {summary.error}")
 
     def _name_worker(self, store: psycopg.Connection[Any], worker_id: int | None) -> None:
