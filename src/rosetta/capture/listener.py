@@ -33,6 +33,7 @@ from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError
 from rosetta.store import db, repository
 from rosetta.store.repository import QUERIES, Source
+from rosetta.summary import SyncSummary
 from rosetta.sync import connection_params, sync_source
 
 log = logging.getLogger("rosetta.capture")
@@ -54,6 +55,19 @@ class _Listening:
     again: bool = False
     error: str | None = None
     woken_at: list[float] = field(default_factory=list)
+
+
+def log_captured_sync(summary: SyncSummary) -> None:
+    """The line a sync woken by captured DDL logs when it wrote something (here, or on the
+    worker that ran its job)."""
+    if summary.error is None and summary.wrote_anything:
+        log.info(
+            "Captured DDL on source %s synced in %.0f ms (%d events)",
+            summary.source,
+            summary.duration * 1000,
+            summary.captured_events,
+            extra={"source": summary.source},
+        )
 
 
 class Listener:
@@ -260,14 +274,7 @@ class Listener:
             seconds = time.monotonic() - min(woken_at)
             store.execute(QUERIES["capture_latency"], {"id": source.id, "seconds": seconds})
             store.commit()
-        if summary.error is None and summary.wrote_anything:
-            log.info(
-                "Captured DDL on source %s synced in %.0f ms (%d events)",
-                source.name,
-                summary.duration * 1000,
-                summary.captured_events,
-                extra={"source": source.name},
-            )
+        log_captured_sync(summary)
 
     def _defer(self, store: psycopg.Connection[Any], source_id: int, woken: float) -> None:
         """Defer a sync job of the source (none if one already waits: it will read these events

@@ -27,6 +27,7 @@ import psycopg
 from procrastinate.job_context import JobContext
 from psycopg_pool import ConnectionPool
 
+from rosetta.capture.listener import log_captured_sync
 from rosetta.catalog.connection import SourceLimits
 from rosetta.catalog.connection_cache import SourceConnections
 from rosetta.crypto import SecretBox
@@ -136,14 +137,8 @@ class Runtime:
                     {"id": source.id, "seconds": max(0.0, time.time() - woken_at)},
                 )
                 store.commit()
-        if reason == "capture" and summary.error is None and summary.wrote_anything:
-            log.info(
-                "Captured DDL on source %s synced in %.0f ms (%d events)",
-                source.name,
-                summary.duration * 1000,
-                summary.captured_events,
-                extra={"source": source.name},
-            )
+        if reason == "capture":
+            log_captured_sync(summary)
         if self.on_sync is not None:
             self.on_sync(summary)
         if summary.error is not None and reason != "refresh":
