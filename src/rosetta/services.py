@@ -85,7 +85,6 @@ def refresh(
     ``queue.refresh_timeout`` is RefreshTimeoutError (the job still runs)."""
     uow.end(store, ok=True)
     if not client.workers_alive(store, queue.stalled_after):
-        store.rollback()
         return sync_source(
             store, source, box, limits=limits, full=full, run=SyncRun.here("refresh")
         )

@@ -16,9 +16,7 @@ import asyncio
 import logging
 import os
 import socket
-import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +34,7 @@ from rosetta.queue import SCHEDULE_QUEUE, SCHEDULE_TASK, SYNC_QUEUE, SYNC_TASK, 
 from rosetta.queue.options import QUEUE_POOL, QueueOptions
 from rosetta.store import repository
 from rosetta.store.repository import QUERIES
-from rosetta.summary import SyncRun, SyncSummary, process_name
+from rosetta.summary import SyncRun, process_name
 from rosetta.sync import sync_source
 from rosetta.uow import map_store_errors
 
@@ -49,8 +47,7 @@ class SyncFailed(RosettaError):
 
 class Runtime:
     """What the tasks of one worker process share: the store pool of its syncs, the key to the
-    source passwords, the source limits, its name; and, for `rosetta monitor`, a hook told of
-    every sync it ran."""
+    source passwords, the source limits, its name."""
 
     def __init__(
         self,
@@ -58,18 +55,13 @@ class Runtime:
         box: SecretBox,
         limits: SourceLimits,
         options: QueueOptions,
-        *,
-        on_sync: Callable[[SyncSummary], None] | None = None,
     ) -> None:
-        self.store_url = store_url
         self.box = box
         self.limits = limits
         self.options = options
-        self.on_sync = on_sync
         self.name = process_name()
         self.named: set[int] = set()
         self.ticks = 0
-        self.lock = threading.Lock()
         self.pool = ConnectionPool(
             store_url,
             min_size=0,
@@ -139,8 +131,6 @@ class Runtime:
                 store.commit()
         if reason == "capture":
             log_captured_sync(summary)
-        if self.on_sync is not None:
-            self.on_sync(summary)
         if summary.error is not None and reason != "refresh":
             # Retried with backoff. A Refresh is not: its user waits for the answer, and gets
             # the error now.

@@ -113,11 +113,10 @@ def workers_alive(store: Conn, stalled_after: float) -> int:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What a waited-for job became: its sync's summary and the worker that ran it, or why
-    there is none."""
+    """What a waited-for job became: its sync's summary (which names the worker that ran it),
+    or why there is none."""
 
     summary: SyncSummary | None
-    worker: str | None
     problem: str | None = None
 
 
@@ -132,14 +131,11 @@ def wait_for(store: Conn, job_id: int, timeout: float, poll: float = 0.05) -> Jo
             run = store.execute(QUERIES["job_run"], {"id": job_id}).fetchone()
             store.rollback()
             if run is not None:
-                return JobOutcome(SyncSummary.from_json(run[0]), str(run[1]))
-            return JobOutcome(
-                None, None, f"the sync job ended ({status or 'removed'}) without a result"
-            )
+                return JobOutcome(SyncSummary.from_json(run[0]))
+            return JobOutcome(None, f"the sync job ended ({status or 'removed'}) without a result")
         store.rollback()
         if time.monotonic() >= deadline:
             return JobOutcome(
-                None,
                 None,
                 f"no worker finished the sync within {timeout:g} s: it is still "
                 f"{'waiting' if status == 'todo' else 'running'}",

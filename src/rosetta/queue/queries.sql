@@ -41,7 +41,7 @@ SELECT status::text FROM procrastinate_jobs WHERE id = %(id)s
 
 -- name: job_run
 -- The last sync a job ran (a retried job ran more than one).
-SELECT summary, worker, status FROM sync_runs WHERE job_id = %(id)s ORDER BY id DESC LIMIT 1
+SELECT summary FROM sync_runs WHERE job_id = %(id)s ORDER BY id DESC LIMIT 1
 
 -- name: workers
 -- Every worker procrastinate knows, with Rosetta's name for it and the jobs it runs now.

@@ -100,12 +100,10 @@ class Worker:
         box: SecretBox,
         limits: SourceLimits,
         options: QueueOptions,
-        *,
-        runtime: Runtime | None = None,
     ) -> None:
         self.store_url = store_url
         self.options = options
-        self.runtime = runtime or Runtime(store_url, box, limits, options)
+        self.runtime = Runtime(store_url, box, limits, options)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[Any] | None = None
         self.stopping = threading.Event()

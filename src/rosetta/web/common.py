@@ -32,11 +32,6 @@ def params_of(request: Request, source: Source) -> ConnectionParams:
     return connection_params(source, box(request))
 
 
-def run_sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
-    """One sync of the source now (what Refresh and every publication action run)."""
-    return services.sync_after(conn, source_id, box(request), limits(request))
-
-
 def refresh(request: Request, conn: Conn, source: Source) -> SyncSummary:
     """Refresh: the sync on a worker when one runs, else here (``services.refresh``)."""
     return services.refresh(conn, box(request), limits(request), source, queue_options(request))

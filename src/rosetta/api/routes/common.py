@@ -54,11 +54,6 @@ def source_params(request: Request, conn: Conn, source_id: int) -> tuple[Source,
     return source, connection_params(source, box(request))
 
 
-def sync(request: Request, conn: Conn, source_id: int) -> SyncSummary:
-    """Sync the source now, as the monitor does (``services.sync_after``)."""
-    return services.sync_after(conn, source_id, box(request), limits(request))
-
-
 def refresh(request: Request, conn: Conn, source: Source, *, full: bool = False) -> SyncSummary:
     """Refresh: the sync on a worker when one runs, else here (``services.refresh``)."""
     return services.refresh(
