@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rosetta.catalog.connection import SourceLimits
     from rosetta.config import Settings
     from rosetta.crypto import SecretBox
+    from rosetta.queue.options import QueueOptions
     from rosetta.store.repository import Conn
 
 app = typer.Typer(
@@ -89,6 +90,13 @@ class Context:
         from rosetta.catalog.connection import SourceLimits
 
         return SourceLimits.from_settings(self.settings)
+
+    def queue(self, **overrides: Any) -> QueueOptions:
+        """How workers, the scheduler and a Refresh use the job queue (``overrides``: a
+        command's own options, None for the setting)."""
+        from rosetta.queue.options import QueueOptions
+
+        return QueueOptions.from_settings(self.settings, **overrides)
 
     def logging(self, *, to_stderr: bool = False) -> None:
         from rosetta import logs

@@ -96,7 +96,6 @@ def doctor(
 ) -> None:
     """Diagnose the store, the monitor, sources and tables; each problem with its fix."""
     from rosetta import doctor as doc
-    from rosetta.queue.options import QueueOptions
     from rosetta.store import db, repository
     from rosetta.uow import unit_of_work
 
@@ -118,7 +117,6 @@ def doctor(
                         pass  # the store check reports it
                     else:
                         src = repository.source_by_name(store, source)  # unknown: one line
-            stalled_after = QueueOptions.from_settings(ctx.settings).stalled_after
             doc.diagnose(
                 store,
                 ctx.box(),
@@ -126,7 +124,7 @@ def doctor(
                 table,
                 limits=ctx.limits(),
                 diag=diag,
-                stalled_after=stalled_after,
+                stalled_after=ctx.queue().stalled_after,
             )
         finally:
             store.close()

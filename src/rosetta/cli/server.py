@@ -186,7 +186,6 @@ def run_server(
 
     from rosetta.api.app import create_app
     from rosetta.monitor import Monitor
-    from rosetta.queue.options import QueueOptions
 
     if listener is None:
         listener = bind_listener(host, port)
@@ -201,7 +200,7 @@ def run_server(
                 concurrency=ctx.settings.monitor_concurrency,
                 limits=ctx.limits(),
                 full_every=ctx.settings.monitor_full_every,
-                queue=QueueOptions.from_settings(ctx.settings),
+                queue=ctx.queue(),
             )
             if with_monitor
             else None

@@ -22,15 +22,13 @@ def refresh(
     waits for; with none, it runs here."""
     from rosetta import services
     from rosetta.errors import PublicationMissingError
-    from rosetta.queue.options import QueueOptions
     from rosetta.store import repository
 
     ctx = context()
     ctx.logging(to_stderr=as_json)
     with ctx.unit() as store:
         src = repository.source_by_name(store, name)
-        queue = QueueOptions.from_settings(ctx.settings)
-        summary = services.refresh(store, ctx.box(), ctx.limits(), src, queue, full=full)
+        summary = services.refresh(store, ctx.box(), ctx.limits(), src, ctx.queue(), full=full)
     if as_json:
         print_json(summary.to_json())
     elif not summary.error:
@@ -63,7 +61,6 @@ def monitor(
     import threading
 
     from rosetta.monitor import Monitor
-    from rosetta.queue.options import QueueOptions
 
     ctx = context()
     ctx.logging()
@@ -76,7 +73,7 @@ def monitor(
         concurrency=ctx.settings.monitor_concurrency,
         full_every=ctx.settings.monitor_full_every,
         limits=ctx.limits(),
-        queue=QueueOptions.from_settings(ctx.settings),
+        queue=ctx.queue(),
     )
     if once:
         mon.run_cycle()
@@ -120,15 +117,12 @@ def worker(
     number of machines (each source synced once per interval, by one of them)."""
     import signal
 
-    from rosetta.queue.options import QueueOptions
     from rosetta.queue.worker import Worker
 
     ctx = context()
     ctx.logging()
     ctx.store().close()  # fail fast, in one line, if the store is unreachable or not migrated
-    options = QueueOptions.from_settings(
-        ctx.settings, concurrency=concurrency, schedule=not no_schedule
-    )
+    options = ctx.queue(concurrency=concurrency, schedule=not no_schedule)
     runner = Worker(ctx.store_url, ctx.box(), ctx.limits(), options)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: runner.stop(timeout=0))
