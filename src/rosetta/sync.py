@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from psycopg.pq import TransactionStatus
 from psycopg.rows import class_row
@@ -30,7 +29,7 @@ from rosetta.catalog.source_reader import SourceReader
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError
 from rosetta.provenance import Provenance, polled
-from rosetta.reconcile import StoredDetails, SyncStatus, Tracked
+from rosetta.reconcile import StoredDetails, Tracked
 from rosetta.store.repository import QUERIES, Conn, Source, record_sync, set_source_flags
 from rosetta.summary import SyncRun, SyncSummary
 from rosetta.uow import map_store_errors
@@ -139,14 +138,8 @@ def sync_source(
                     logs.safe(source.publication_name),
                     logs.safe(source.name),
                 )
-                record_sync(
-                    store,
-                    source.id,
-                    SyncStatus.PUBLICATION_MISSING,
-                    f"publication {source.publication_name!r} does not exist",
-                    _finished(summary, started),
-                    run,
-                )
+                missing = f"publication {source.publication_name!r} does not exist"
+                _record(store, source, summary, missing, run, started)
                 return summary
             # Read.
             tracked = _tracked(store, source.id, oids, snapshot.tables)
@@ -178,14 +171,7 @@ def sync_source(
             if batch is not None:
                 _record_capture(store, source.id, batch.snapshot, batch.last_event_at, None)
                 summary.captured_events = len(batch.events)
-            record_sync(
-                store,
-                source.id,
-                summary.status,
-                summary.failure_text(),
-                _finished(summary, started),
-                run,
-            )
+            _record(store, source, summary, summary.failure_text(), run, started)
         if capture.enabled and not woken and source_reader is not None:
             source_reader.prune_events(limits.capture_retention_days)
     finally:
@@ -255,14 +241,22 @@ def _failed(
 ) -> SyncSummary:
     summary.error = exc.message
     log.error("Sync of source %s failed: %s", logs.safe(source.name), exc.message)
-    record_sync(store, source.id, SyncStatus.FAILED, exc.message, _finished(summary, started), run)
+    _record(store, source, summary, exc.message, run, started)
     return summary
 
 
-def _finished(summary: SyncSummary, started: float) -> dict[str, Any]:
-    """The summary as stored with the sync's outcome (its duration so far)."""
+def _record(
+    store: Conn,
+    source: Source,
+    summary: SyncSummary,
+    error: str | None,
+    run: SyncRun,
+    started: float,
+) -> None:
+    """The sync's outcome on the source (its status is the summary's) and its ``sync_runs``
+    row, with the summary as it stands (its duration so far)."""
     summary.duration = time.perf_counter() - started
-    return summary.to_json()
+    record_sync(store, source.id, summary.status, error, summary.to_json(), run)
 
 
 def _tracked(
