@@ -18,7 +18,7 @@ from rosetta.catalog.reader import catalog_query
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, SourceConnectionError
 from rosetta.liveness import alive_window, monitor_alive
-from rosetta.metrics import STALLED_AFTER, queue_workers, waiting_jobs
+from rosetta.queue.state import STALLED_AFTER, queue_workers, waiting_jobs
 from rosetta.schema.model import display_name
 from rosetta.store import repository
 from rosetta.store.repository import Conn, Source

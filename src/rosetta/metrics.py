@@ -1,12 +1,8 @@
-"""Prometheus metrics, read from the store at scrape time so every process's work counts; and
-the job queue's state as the metrics, ``/health`` and ``rosetta doctor`` show it (its
-workers and the jobs waiting), read by one query each."""
+"""Prometheus metrics, read from the store at scrape time so every process's work counts."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -16,11 +12,10 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import dict_row
 
 from rosetta import liveness, sqlfile
-from rosetta.queue import SYNC_QUEUE
-from rosetta.queue.options import QueueOptions
+from rosetta.queue.state import STALLED_AFTER, queue_depth, queue_workers, waiting_jobs
 from rosetta.store.repository import Conn
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -31,69 +26,11 @@ QUERIES = sqlfile.Queries("rosetta.store", "metrics.sql")
 LISTENER_FRESH_SECONDS = 60
 """A listener refreshes ``sources.capture_listener_at`` every 15 s; older than this, it is gone."""
 
-STALLED_AFTER = QueueOptions().stalled_after
-"""When a worker is dead, for a caller that does not pass ``ROSETTA_WORKER_HEARTBEAT_SECONDS``
-(``QueueOptions.from_settings(settings).stalled_after``): three default heartbeats."""
-
 JOB_WINDOW_SECONDS = 900
 """The sync job times and outcomes cover the jobs that finished in the last 15 minutes."""
 
 QUANTILES = ("0.5", "0.95")
 """The quantiles of the sync job times (as ``sync_job_times`` computes them)."""
-
-
-@dataclass(frozen=True)
-class QueueWorker:
-    """A worker procrastinate knows, with Rosetta's name for it (None until its first job)."""
-
-    worker_id: int
-    name: str | None
-    hostname: str | None
-    pid: int | None
-    concurrency: int | None
-    last_heartbeat: datetime
-    last_heartbeat_seconds: float
-    heartbeat_age: float
-    alive: bool
-    running: int
-
-    @property
-    def label(self) -> str:
-        """Its name, or procrastinate's id until it has one."""
-        return self.name or f"worker {self.worker_id}"
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """The sync jobs due to run that no worker has taken, and the oldest one's wait."""
-
-    jobs: int
-    oldest_seconds: float
-
-
-def queue_workers(conn: Conn, stalled_after: float = STALLED_AFTER) -> list[QueueWorker]:
-    """Every worker procrastinate knows, alive or not (``stalled_after``: seconds without a
-    heartbeat after which a worker is dead)."""
-    with conn.cursor(row_factory=class_row(QueueWorker)) as cur:
-        cur.execute(QUERIES["queue_workers"], {"stalled_after": stalled_after})
-        return cur.fetchall()
-
-
-def waiting_jobs(conn: Conn) -> Waiting:
-    with conn.cursor(row_factory=class_row(Waiting)) as cur:
-        cur.execute(QUERIES["queue_waiting"], {"sync_queue": SYNC_QUEUE})
-        row = cur.fetchone()
-    return row if row is not None else Waiting(0, 0.0)
-
-
-def queue_depth(conn: Conn) -> dict[str, dict[str, int]]:
-    """The jobs of each queue by status: ``{queue: {status: jobs}}``."""
-    depth: dict[str, dict[str, int]] = {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(QUERIES["queue_jobs"], {"sync_queue": SYNC_QUEUE})
-        for row in cur:
-            depth.setdefault(row["queue_name"], {})[row["status"]] = int(row["jobs"])
-    return depth
 
 
 class StoreCollector(Collector):

@@ -15,10 +15,17 @@ to the queue, and another worker runs them (the sync's own rules never record a 
 - :mod:`rosetta.queue.worker`: running a worker (the `rosetta worker` command, or a thread of
   `rosetta monitor` and `rosetta serve`), reconnecting when the store goes away;
 - :mod:`rosetta.queue.client`: what a Refresh needs: whether a worker is alive, deferring a job,
-  and waiting for its result.
+  and waiting for its result;
+- :mod:`rosetta.queue.state`: the workers and the jobs waiting, as the metrics, the health
+  check, doctor and the sources page show them.
 """
 
 from __future__ import annotations
+
+from rosetta import sqlfile
+
+QUERIES = sqlfile.Queries("rosetta.queue", "queries.sql")
+"""The queue's reads and writes of Rosetta's tables, and its reads of procrastinate's."""
 
 SYNC_QUEUE = "rosetta_sync"
 """The queue of the sync jobs."""

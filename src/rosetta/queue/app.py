@@ -30,10 +30,16 @@ from rosetta.catalog.connection import SourceLimits
 from rosetta.catalog.connection_cache import SourceConnections
 from rosetta.crypto import SecretBox
 from rosetta.errors import RosettaError, SourceNotFoundError, StoreUnavailableError
-from rosetta.queue import SCHEDULE_QUEUE, SCHEDULE_TASK, SYNC_QUEUE, SYNC_TASK, client, scheduler
+from rosetta.queue import (
+    QUERIES,
+    SCHEDULE_QUEUE,
+    SCHEDULE_TASK,
+    SYNC_QUEUE,
+    SYNC_TASK,
+    scheduler,
+)
 from rosetta.queue.options import QUEUE_POOL, QueueOptions
 from rosetta.store import repository
-from rosetta.store.repository import QUERIES
 from rosetta.summary import SyncRun, process_name
 from rosetta.sync import sync_source
 from rosetta.uow import map_store_errors
@@ -125,7 +131,7 @@ class Runtime:
             if woken_at is not None and summary.error is None:
                 # From the notification (the listener's clock) to this sync's commit.
                 store.execute(
-                    QUERIES["capture_latency"],
+                    repository.QUERIES["capture_latency"],
                     {"id": source.id, "seconds": max(0.0, time.time() - woken_at)},
                 )
                 store.commit()
@@ -141,7 +147,7 @@ class Runtime:
         if worker_id is None or worker_id in self.named:
             return
         store.execute(
-            client.QUERIES["name_worker"],
+            QUERIES["name_worker"],
             {
                 "worker_id": worker_id,
                 "name": self.name,

@@ -15,15 +15,12 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from rosetta import sqlfile
-from rosetta.queue import SYNC_QUEUE, SYNC_TASK, source_lock
+from rosetta.queue import QUERIES, SYNC_QUEUE, SYNC_TASK, source_lock
 from rosetta.store.repository import Conn
 from rosetta.summary import SyncSummary
 
 if TYPE_CHECKING:
     from procrastinate import jobs, manager
-
-QUERIES = sqlfile.Queries("rosetta.queue", "queries.sql")
 
 
 @cache

@@ -43,16 +43,45 @@ SELECT status::text FROM procrastinate_jobs WHERE id = %(id)s
 -- The last sync a job ran (a retried job ran more than one).
 SELECT summary FROM sync_runs WHERE job_id = %(id)s ORDER BY id DESC LIMIT 1
 
--- name: workers
--- Every worker procrastinate knows, with Rosetta's name for it and the jobs it runs now.
-SELECT w.id AS worker_id, w.last_heartbeat, q.name, q.hostname, q.pid, q.concurrency,
-       q.started_at,
+-- name: queue_workers
+-- Every worker procrastinate knows (a worker that stopped cleanly removed itself; one killed
+-- stays until another starts), with Rosetta's name for it (given at its first sync job: NULL
+-- until then), whether its last heartbeat is within %(stalled_after)s seconds, and the jobs it
+-- runs now.
+SELECT w.id AS worker_id, q.name, q.hostname, q.pid, q.concurrency, w.last_heartbeat,
+       extract(epoch FROM w.last_heartbeat)::double precision AS last_heartbeat_seconds,
+       extract(epoch FROM now() - w.last_heartbeat)::double precision AS heartbeat_age,
        w.last_heartbeat >= now() - make_interval(secs => %(stalled_after)s) AS alive,
        (SELECT count(*) FROM procrastinate_jobs j
         WHERE j.worker_id = w.id AND j.status = 'doing') AS running
 FROM procrastinate_workers w
 LEFT JOIN queue_workers q ON q.worker_id = w.id
 ORDER BY w.id
+
+-- name: queue_jobs
+-- The queue's depth: its jobs by queue and status, every status of the sync queue (and of any
+-- other queue with a job) shown, at 0 when it has none. Successful jobs are deleted by the
+-- workers, so "succeeded" stays near 0; "failed" are the jobs whose last retry failed (kept for
+-- ROSETTA_SYNC_RUNS_RETENTION_HOURS).
+SELECT q.queue_name, s.status::text AS status, count(j.id) AS jobs
+FROM (SELECT %(sync_queue)s::text AS queue_name
+      UNION SELECT DISTINCT queue_name FROM procrastinate_jobs) q
+CROSS JOIN unnest(enum_range(NULL::procrastinate_job_status)) s (status)
+LEFT JOIN procrastinate_jobs j ON j.queue_name = q.queue_name AND j.status = s.status
+GROUP BY q.queue_name, s.status
+ORDER BY q.queue_name, s.status
+
+-- name: queue_waiting
+-- The sync jobs due to run that no worker has taken (a retry waiting for its backoff is not
+-- due yet), and how long the oldest has waited: since it was deferred (its deferred_at
+-- argument, written by rosetta.queue.client.sync_job), or for a retry since it came due.
+SELECT count(*) AS jobs,
+       coalesce(extract(epoch FROM now() - min(greatest(
+           (args ->> 'deferred_at')::timestamptz, scheduled_at))), 0)::double precision
+           AS oldest_seconds
+FROM procrastinate_jobs
+WHERE queue_name = %(sync_queue)s AND status = 'todo'
+  AND (scheduled_at IS NULL OR scheduled_at <= now())
 
 -- name: workers_alive
 SELECT count(*) FROM procrastinate_workers

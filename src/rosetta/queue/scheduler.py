@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from rosetta.queue import client, source_lock
+from rosetta.queue import QUERIES, client, source_lock
 from rosetta.store.repository import Conn
 
 log = logging.getLogger("rosetta.queue")
@@ -32,7 +32,7 @@ def schedule_due(
     while True:
         with store.transaction():
             rows = store.execute(
-                client.QUERIES["claim_due"],
+                QUERIES["claim_due"],
                 {
                     "prefix": source_lock(0)[:-1],
                     "default_interval": default_interval,
@@ -59,7 +59,7 @@ def prune(store: Conn, retention_hours: float) -> int:
     gone = 0
     for _ in range(PRUNE_BATCHES):
         with store.transaction():
-            cur = store.execute(client.QUERIES["prune_runs"], {"seconds": retention_hours * 3600})
+            cur = store.execute(QUERIES["prune_runs"], {"seconds": retention_hours * 3600})
         gone += cur.rowcount
         if cur.rowcount < 10000:
             break

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rosetta import metrics, tokens
-from rosetta.queue.options import QueueOptions
+from rosetta import tokens
+from rosetta.queue import state
 from rosetta.store import repository
 from rosetta.web import doctor_page, session, source_forms, source_page, table_page, webhook_forms
 from rosetta.web.auth import PageRoute, any_role, public, safe_next
-from rosetta.web.common import Store
+from rosetta.web.common import Store, queue_options
 from rosetta.web.render import current, redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -77,14 +77,14 @@ def logout(request: Request, conn: Store) -> Response:
 def sources_list(request: Request, conn: Store) -> Response:
     all_sources = repository.list_sources(conn)
     heartbeat = repository.latest_heartbeat(conn)
-    stalled_after = QueueOptions.from_settings(request.app.state.settings).stalled_after
+    stalled_after = queue_options(request).stalled_after
     return render(
         request,
         "sources.html",
         crumbs=[("Sources", None)],
         sources=all_sources,
         heartbeat=heartbeat,
-        workers=metrics.queue_workers(conn, stalled_after),
+        workers=state.queue_workers(conn, stalled_after),
     )
 
 

@@ -18,13 +18,13 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from rosetta import __version__, metrics
+from rosetta import __version__
+from rosetta.api.deps import queue_options
 from rosetta.api.schemas import HealthOut, HealthStatusOut, MonitorOut, QueueOut, WorkerOut
 from rosetta.api.store_watch import StoreState, StoreWatch
 from rosetta.liveness import monitor_alive
 from rosetta.monitor import Monitor
-from rosetta.queue import SYNC_QUEUE
-from rosetta.queue.options import QueueOptions
+from rosetta.queue import SYNC_QUEUE, state
 from rosetta.store import repository
 from rosetta.tokens import authenticate
 
@@ -83,7 +83,7 @@ class _Checked:
     queue: QueueOut | None = None
 
 
-def _worker_out(w: metrics.QueueWorker) -> WorkerOut:
+def _worker_out(w: state.QueueWorker) -> WorkerOut:
     return WorkerOut(
         name=w.label,
         hostname=w.hostname,
@@ -97,9 +97,9 @@ def _worker_out(w: metrics.QueueWorker) -> WorkerOut:
 
 def _queue(conn: psycopg.Connection[Any], stalled_after: float) -> _Checked:
     """The queue's part of the answer (on the watch's autocommit connection)."""
-    workers = [_worker_out(w) for w in metrics.queue_workers(conn, stalled_after)]
-    waiting = metrics.waiting_jobs(conn)
-    jobs = metrics.queue_depth(conn).get(SYNC_QUEUE, {})
+    workers = [_worker_out(w) for w in state.queue_workers(conn, stalled_after)]
+    waiting = state.waiting_jobs(conn)
+    jobs = state.queue_depth(conn).get(SYNC_QUEUE, {})
     return _Checked(
         None,
         workers,
@@ -137,11 +137,7 @@ async def _full_body(request: Request, watch: StoreWatch, token: str) -> HealthO
     """The whole answer if ``token`` is valid; None if it is not, or was not checked within
     ``TOKEN_CHECK_WAIT`` (the thread of a check that hangs is left to end on its own)."""
     checked: _Checked | None = None
-    stalled_after = (
-        QueueOptions.from_settings(request.app.state.settings).stalled_after
-        if watch.state.ok
-        else None
-    )
+    stalled_after = queue_options(request).stalled_after if watch.state.ok else None
     with anyio.move_on_after(TOKEN_CHECK_WAIT):
         checked = await anyio.to_thread.run_sync(
             _check_token,
